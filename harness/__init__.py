@@ -1,0 +1,1 @@
+"""medbench harness: the CLI, benchmark runs, the run directory, statistics and the gate."""

@@ -1,0 +1,1 @@
+"""medbench reports: render a run directory to one self-contained HTML file."""

@@ -1,0 +1,38 @@
+"""medbench graders: pure functions from a raw completion to a :class:`GradeRecord`.
+
+Public API::
+
+    from medbench.tasks.graders import grade, GradeRecord, JudgeVerdict
+
+    rec = grade(completion, "yes", layout="xml", answer="yesno")
+    rec.outcome          # "correct" | "wrong" | "unparseable"
+    rec.strict_correct   # right answer given exactly in the asked layout
+    rec.format_strict, rec.format_soft, rec.truncated, rec.reasoning_words
+
+The GRPO rewards in ``medbench.trainers.rewards`` are thin adapters over these same functions.
+"""
+
+from .answers import AnswerType, FreeText, LetterChoice, Number, YesNoMaybe, answer_type
+from .grade import Layout, as_text, grade, parse_layout
+from .layouts import LayoutParse, parse_think, parse_xml
+from .record import OUTCOMES, GradeRecord, JudgeVerdict, Outcome
+
+__all__ = [
+    "OUTCOMES",
+    "AnswerType",
+    "FreeText",
+    "GradeRecord",
+    "JudgeVerdict",
+    "Layout",
+    "LayoutParse",
+    "LetterChoice",
+    "Number",
+    "Outcome",
+    "YesNoMaybe",
+    "answer_type",
+    "as_text",
+    "grade",
+    "parse_layout",
+    "parse_think",
+    "parse_xml",
+]

@@ -1,0 +1,144 @@
+"""``grade``: one raw completion in, one :class:`GradeRecord` out.
+
+This is the single source of truth for "was this answer right, and was it given in the asked format".
+lm-eval's ``process_results`` hooks, medbench's run directory and the GRPO rewards all call it.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Literal
+
+from .answers import AnswerType, answer_type
+from .layouts import LayoutParse, parse_think, parse_xml
+from .record import GradeRecord, JudgeVerdict
+
+Layout = Literal["xml", "think"]
+TokenCounter = Callable[[str], int]
+Judge = Callable[[str, str], JudgeVerdict]  # (answer, reference) -> verdict
+
+
+def as_text(completion: str | bytes | None) -> str:
+    """Completions are text; bytes that are not valid UTF-8 are decoded with replacement characters rather
+    than crashing a whole evaluation run."""
+    if completion is None:
+        return ""
+    if isinstance(completion, bytes):
+        return completion.decode("utf-8", errors="replace")
+    return completion
+
+
+def parse_layout(completion: str, layout: Layout, *, think_prefilled: bool = True) -> LayoutParse:
+    if layout == "xml":
+        return parse_xml(completion)
+    if layout == "think":
+        return parse_think(completion, think_prefilled=think_prefilled)
+    raise ValueError(f"unknown layout {layout!r}; known: 'xml', 'think'")
+
+
+def _words(s: str) -> int:
+    return len(s.split())
+
+
+def grade(
+    completion: str | bytes | None,
+    target: str,
+    *,
+    layout: Layout,
+    answer: str | AnswerType,
+    letters: str = "ABCD",
+    think_prefilled: bool = True,
+    count_tokens: TokenCounter | None = None,
+    hit_token_limit: bool | None = None,
+    judge: Judge | None = None,
+) -> GradeRecord:
+    """Grade one raw completion against its target.
+
+    Args:
+        completion: the model's raw output, whole (think blocks included).
+        target: the dataset's answer (``"yes"``, ``"B"``, ``"B. text"``, ``"#### 18"``, a reference text).
+        layout: ``"xml"`` (``<reasoning>/<answer>``) or ``"think"`` (``<think>…</think>`` then the answer).
+        answer: the answer type name (``yesno``, ``choice``, ``number``, ``free``) or an :class:`AnswerType`.
+        letters: valid letters for ``choice`` (``"ABCDE"`` for 5-option MedQA).
+        think_prefilled: the prompt already opened ``<think>`` (the SFT recipe's inference prompt does).
+        count_tokens: the evaluated model's tokenizer as a counter, for lengths in tokens.
+        hit_token_limit: the generation stopped at ``max_gen_toks`` (known to the runner, not the text).
+        judge: decides agreement of a free-text answer with the reference (an LLM judge or the offline
+            proxy, see :mod:`medbench.tasks.judge`); required for ``free`` answers.
+    """
+    text = as_text(completion)
+    kind = answer if not isinstance(answer, str) else answer_type(answer, letters=letters)
+    if kind.name == "free" and judge is None:
+        raise ValueError("free-text answers need a judge: pass judge=medbench.tasks.judge.default_judge()")
+    gold = kind.normalize_target(target)
+    parsed = parse_layout(text, layout, think_prefilled=think_prefilled)
+    notes: list[str] = []
+
+    strict = kind.strict(parsed.strict_answer) if parsed.strict_answer is not None else None
+
+    lenient, source = None, "none"
+    if parsed.answer is not None:
+        lenient = kind.lenient(parsed.answer)
+        source = parsed.answer_source
+    if lenient is None:
+        phrased = kind.from_phrase(parsed.answer) if parsed.answer else None
+        if phrased is None and parsed.answer is None:
+            # No answer region at all: an explicit phrase in the reasoning or the plain text.
+            phrased = kind.from_phrase(text)
+            if phrased is not None:
+                in_reasoning = bool(parsed.reasoning) and kind.from_phrase(parsed.reasoning) == phrased
+                source = "reasoning" if in_reasoning else "answer_phrase"
+                notes.append("answer found outside the answer region")
+        elif phrased is not None:
+            source = "answer_phrase"
+        if phrased is None and parsed.answer is None:
+            # Last resort, conservative: a final line that is exactly an answer ("B", "yes", "18").
+            lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+            phrased = kind.strict(lines[-1]) if lines else None
+            if phrased is not None:
+                source = "text"
+                notes.append("answer taken from the last line of untagged text")
+        lenient = phrased
+        if lenient is None:
+            source = "none"
+
+    truncated = bool(hit_token_limit) or parsed.unclosed
+    judge_verdict: JudgeVerdict | None = None
+    if kind.name == "free":
+        if lenient is None:
+            outcome = "unparseable"
+        else:
+            assert judge is not None
+            judge_verdict = judge(lenient, gold)
+            outcome = "correct" if judge_verdict.agree else "wrong"
+        strict_correct = outcome == "correct" and strict is not None
+    else:
+        if lenient is None:
+            outcome = "unparseable"
+        else:
+            outcome = "correct" if kind.equal(lenient, gold) else "wrong"
+        strict_correct = strict is not None and kind.equal(strict, gold)
+
+    answer_text = parsed.answer or ""
+    return GradeRecord(
+        outcome=outcome,
+        target=gold,
+        extracted=lenient,
+        answer_source=source,  # type: ignore[arg-type]
+        strict_extracted=strict,
+        lenient_extracted=lenient,
+        strict_correct=strict_correct,
+        layout=layout,
+        answer_type=kind.name,
+        format_strict=parsed.format_strict,
+        format_soft=parsed.format_soft,
+        think_ok=parsed.think_ok,
+        text_outside_tags=parsed.text_outside_tags,
+        truncated=truncated,
+        reasoning_words=_words(parsed.reasoning),
+        answer_words=_words(answer_text),
+        reasoning_tokens=count_tokens(parsed.reasoning) if count_tokens else None,
+        answer_tokens=count_tokens(answer_text) if count_tokens else None,
+        completion_chars=len(text),
+        notes=tuple(notes),
+        judge=judge_verdict,
+    )

@@ -1,0 +1,176 @@
+"""Answer layouts: where the reasoning and the answer sit in a raw completion.
+
+Two layouts come from the recipes medbench reproduces:
+
+* ``xml`` — the GRPO recipe's ``<reasoning>\\n…\\n</reasoning>\\n<answer>\\n…\\n</answer>``.
+* ``think`` — the SFT recipe's ``<think>…</think>`` followed by the answer. The SFT prompt ends with an open
+  ``<think>`` (the recipe pre-fills it), so a completion normally holds only the closing tag;
+  ``think_prefilled`` says which case applies.
+
+Parsing uses plain string scanning (``str.find``), not backtracking regexes, so a 100k-character completion
+or one with hundreds of repeated tags is parsed in linear time. Multi-line reasoning is the normal case:
+the GRPO recipe's own regexes (``re.match`` without ``re.DOTALL``) reject it, these parsers do not.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+REASONING_OPEN, REASONING_CLOSE = "<reasoning>", "</reasoning>"
+ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+
+# The strict XML layout, exactly as the GRPO recipe's system prompt shows it, but with DOTALL so that
+# the reasoning may span lines; only whitespace may surround the whole thing.
+_STRICT_XML = re.compile(
+    r"\s*<reasoning>\n(?P<reasoning>.*?\S.*?)\n</reasoning>\n<answer>\n(?P<answer>.*?\S.*?)\n</answer>\s*",
+    re.DOTALL,
+)
+
+
+@dataclass(frozen=True)
+class LayoutParse:
+    """What a layout parser found. ``answer`` is ``None`` when the layout gave no answer region."""
+
+    reasoning: str
+    answer: str | None
+    answer_source: str  # "answer_tag" | "unclosed_answer_tag" | "after_think" | "none"
+    format_strict: bool
+    format_soft: bool
+    text_outside_tags: bool
+    unclosed: bool  # a tag was opened and never closed: the model stopped mid-layout
+    think_ok: bool | None = None
+    strict_answer: str | None = None  # the answer region only when the layout is strictly followed
+
+
+def _blocks(text: str, open_tag: str, close_tag: str) -> tuple[list[tuple[int, int, int, int]], bool]:
+    """Non-overlapping ``open…close`` blocks as (open_start, content_start, content_end, close_end).
+
+    Returns the blocks and whether a final open tag was left unclosed.
+    """
+    blocks: list[tuple[int, int, int, int]] = []
+    pos = 0
+    while True:
+        start = text.find(open_tag, pos)
+        if start < 0:
+            return blocks, False
+        content_start = start + len(open_tag)
+        end = text.find(close_tag, content_start)
+        if end < 0:
+            return blocks, True
+        blocks.append((start, content_start, end, end + len(close_tag)))
+        pos = end + len(close_tag)
+
+
+def parse_xml(text: str) -> LayoutParse:
+    """Parse the GRPO recipe's ``<reasoning>/<answer>`` layout.
+
+    * strict: the whole completion is one reasoning block then one answer block, each tag on its own line,
+      both non-empty, nothing but whitespace around them;
+    * soft: a closed reasoning block followed (whitespace between) by a closed answer block, anywhere;
+    * the answer region is the *last* closed answer block (models that restate an answer usually mean the
+      last one), else the text after an unclosed ``<answer>``.
+    """
+    r_blocks, r_unclosed = _blocks(text, REASONING_OPEN, REASONING_CLOSE)
+    a_blocks, a_unclosed = _blocks(text, ANSWER_OPEN, ANSWER_CLOSE)
+
+    strict_m = _STRICT_XML.fullmatch(text)
+    format_strict = bool(
+        strict_m
+        and len(r_blocks) == 1
+        and len(a_blocks) == 1
+        and text.count(REASONING_OPEN) == 1
+        and text.count(ANSWER_OPEN) == 1
+        and REASONING_OPEN not in strict_m.group("reasoning")
+        and ANSWER_OPEN not in strict_m.group("reasoning")
+    )
+
+    format_soft = False
+    for _, _, _, r_end in r_blocks:
+        nxt = text.find(ANSWER_OPEN, r_end)
+        if nxt >= 0 and not text[r_end:nxt].strip() and any(a[0] == nxt for a in a_blocks):
+            format_soft = True
+            break
+
+    # Text outside the tags: blank every closed block out and see what is left.
+    covered = [(b[0], b[3]) for b in r_blocks] + [(b[0], b[3]) for b in a_blocks]
+    # An unclosed tag covers the rest of the text: that is truncation, not text outside the layout.
+    if r_unclosed:
+        covered.append((text.rfind(REASONING_OPEN), len(text)))
+    if a_unclosed:
+        covered.append((text.rfind(ANSWER_OPEN), len(text)))
+    covered.sort()
+    outside, last = [], 0
+    for s, e in covered:
+        if s >= last:
+            outside.append(text[last:s])
+        last = max(last, e)
+    outside.append(text[last:])
+    text_outside = bool("".join(outside).strip())
+
+    reasoning = text[r_blocks[0][1] : r_blocks[0][2]].strip() if r_blocks else ""
+    if a_blocks:
+        _, cs, ce, _ = a_blocks[-1]
+        answer, source = text[cs:ce].strip(), "answer_tag"
+    elif a_unclosed:
+        answer, source = text[text.rfind(ANSWER_OPEN) + len(ANSWER_OPEN) :].strip(), "unclosed_answer_tag"
+    else:
+        answer, source = None, "none"
+    if not r_blocks and r_unclosed:
+        reasoning = text[text.find(REASONING_OPEN) + len(REASONING_OPEN) :].strip()
+    return LayoutParse(
+        reasoning=reasoning,
+        answer=answer,
+        answer_source=source,
+        format_strict=format_strict,
+        format_soft=format_soft,
+        text_outside_tags=text_outside,
+        unclosed=r_unclosed or a_unclosed,
+        strict_answer=strict_m.group("answer").strip() if format_strict and strict_m else None,
+    )
+
+
+def parse_think(text: str, *, think_prefilled: bool = True) -> LayoutParse:
+    """Parse the SFT recipe's think-then-answer layout.
+
+    With ``think_prefilled`` the prompt already opened ``<think>``, so the completion is treated as if it
+    started with it. ``think_ok`` means exactly one think block, closed. Strict additionally asks for
+    non-empty reasoning, a non-empty answer after ``</think>`` and no stray think tags; soft only asks for a
+    closed think block with some answer after it.
+    """
+    full = (THINK_OPEN + text) if think_prefilled else text
+    n_open, n_close = full.count(THINK_OPEN), full.count(THINK_CLOSE)
+    blocks, unclosed = _blocks(full, THINK_OPEN, THINK_CLOSE)
+    think_ok = n_open == 1 and n_close == 1 and len(blocks) == 1
+    if not blocks:
+        reasoning = full[full.find(THINK_OPEN) + len(THINK_OPEN) :].strip() if n_open else ""
+        return LayoutParse(
+            reasoning=reasoning,
+            answer=None,
+            answer_source="none",
+            format_strict=False,
+            format_soft=False,
+            text_outside_tags=bool(full.replace(THINK_OPEN, "").strip()) and not n_open,
+            unclosed=unclosed,
+            think_ok=False,
+        )
+    start, cs, ce, end = blocks[0]
+    # The answer is what follows the *last* closing tag: a model that re-opens thinking answers after it.
+    last_close = full.rfind(THINK_CLOSE)
+    answer = full[last_close + len(THINK_CLOSE) :].strip()
+    reasoning = full[cs:ce].strip()
+    before = full[:start].strip()
+    format_soft = bool(answer)
+    format_strict = think_ok and bool(reasoning) and bool(answer) and not before
+    return LayoutParse(
+        reasoning=reasoning,
+        answer=answer or None,
+        answer_source="after_think" if answer else "none",
+        format_strict=format_strict,
+        format_soft=format_soft,
+        text_outside_tags=bool(before),
+        unclosed=unclosed,
+        think_ok=think_ok,
+        strict_answer=answer if format_strict else None,
+    )

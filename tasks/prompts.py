@@ -1,0 +1,73 @@
+"""The recipes' prompts, in one place.
+
+The GRPO recipe (Qwen2.5-3B-Instruct on PubMedQA + GSM8K + Health_Benchmarks) asks for a
+``<reasoning>/<answer>`` layout through its system prompt; the SFT recipe (DeepSeek-R1-Distill-Llama-8B on
+medical-o1-reasoning-SFT) trains on a ``<think>`` template and, at inference, ends the prompt with an open
+``<think>``. Tasks (for evaluation) and trainers (for training) both import these strings, so a prompt change
+is one edit here plus a task-version bump.
+"""
+
+from __future__ import annotations
+
+#: The GRPO recipe's system prompt (verbatim, including its leading and trailing newlines).
+SYSTEM_PROMPT = """
+Respond in the following format:
+<reasoning>
+...
+</reasoning>
+<answer>
+...
+</answer>
+"""
+
+#: The GRPO recipe's one-shot layout reminder is not used: the system prompt alone defines the format.
+
+#: The SFT recipe's inference prompt; ``{question}`` is filled in, and the prompt ends inside ``<think>``.
+SFT_INFERENCE_PROMPT = """Below is an instruction that describes a task, paired with an input that provides further context. 
+Write a response that appropriately completes the request. 
+Before answering, think carefully about the question and create a step-by-step chain of thoughts to ensure a logical and accurate response.
+
+### Instruction:
+You are a medical expert with advanced knowledge in clinical reasoning, diagnostics, and treatment planning. 
+Please answer the following medical question. 
+
+### Question:
+{question}
+
+### Response:
+<think>"""
+
+#: The SFT recipe's training template: the question, then the chain of thought inside ``<think>``, then the
+#: response. The trainer appends the tokenizer's EOS token.
+SFT_TRAIN_PROMPT = """Below is an instruction that describes a task, paired with an input that provides further context. 
+Write a response that appropriately completes the request. 
+Before answering, think carefully about the question and create a step-by-step chain of thoughts to ensure a logical and accurate response.
+
+### Instruction:
+You are a medical expert with advanced knowledge in clinical reasoning, diagnostics, and treatment planning. 
+Please answer the following medical question. 
+
+### Question:
+{question}
+
+### Response:
+<think>
+{cot}
+</think>
+{response}"""
+
+
+def sft_inference_prompt(question: str) -> str:
+    return SFT_INFERENCE_PROMPT.format(question=question)
+
+
+def sft_training_text(question: str, cot: str, response: str, eos_token: str) -> str:
+    return SFT_TRAIN_PROMPT.format(question=question, cot=cot, response=response) + eos_token
+
+
+#: The recipe's showcase question (the Unsloth SFT notebook asks it before and after training).
+CYSTOMETRY_QUESTION = (
+    "A 61-year-old woman with a long history of involuntary urine loss during activities like coughing or "
+    "sneezing but no leakage at night undergoes a gynecological exam and Q-tip test. Based on these findings, "
+    "what would cystometry most likely reveal about her residual volume and detrusor contractions?"
+)

@@ -1,0 +1,40 @@
+"""Shared fixtures: tiny models built in-process, the real Qwen2 tokenizer, the real data folder.
+
+Nothing here downloads: HF_HUB_OFFLINE is forced on for the whole test session.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("MEDBENCH_SHARED", REPO.parent / "shared"))
+REALDATA = SHARED / "realdata"
+QWEN_TOKENIZER_DIR = REALDATA / "tokenizers" / "Qwen2-1.5B-Instruct_via_Qwen2-Boundless"
+QWEN_CHAT_TEMPLATE = REALDATA / "tokenizers" / "Qwen2.5-Instruct_chat_template" / "qwen2.5-instruct.jinja"
+
+
+@pytest.fixture(scope="session")
+def realdata() -> Path:
+    if not REALDATA.is_dir():
+        pytest.skip(f"real data folder {REALDATA} not present (set MEDBENCH_SHARED)")
+    return REALDATA
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A two-layer random-weight Qwen2 model with the real Qwen2 BPE tokenizer and Qwen2.5 chat template,
+    saved to disk like a hub checkpoint (the tiny-model builder is medbench's own, also used by the demo)."""
+    from medbench.harness.tiny_models import build_tiny_model
+
+    out = tmp_path_factory.mktemp("tiny_qwen2")
+    build_tiny_model(out, seed=0)
+    return out
