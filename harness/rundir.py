@@ -9,7 +9,9 @@ Layout (schema version :data:`SCHEMA_VERSION`)::
       metrics.json      {"schema_version", "per_task": [...], "pairs": [...]}
       lm_eval/          lm-eval's own outputs, kept for provenance
       partial/          resume state while a run is in progress: <checkpoint>__<task>.jsonl
-                        (one line per finished document) and .done markers
+                        (one line per finished document) and .done markers (holding the row count)
+      cache/            lm-eval's sqlite request cache per checkpoint (<checkpoint>_rank<N>.db: finished
+                        generations inside an unfinished task) and per-request generation times
       report.html       written by ``medbench report``
 
 Reports, the gate and run comparisons read runs **only** through :func:`load_run`; the bench runner writes
@@ -136,8 +138,67 @@ class RunWriter:
             fh.flush()
             os.fsync(fh.fileno())
 
-    def mark_done(self, checkpoint: str, task: str) -> None:
-        _atomic_write_text(self._partial(checkpoint, task, ".done"), "")
+    def mark_done(self, checkpoint: str, task: str, n_rows: int | None = None) -> None:
+        _atomic_write_text(self._partial(checkpoint, task, ".done"), "" if n_rows is None else f"{n_rows}\n")
+
+    def write_pair(self, checkpoint: str, task: str, rows: list[dict[str, Any]]) -> None:
+        """Write one finished (checkpoint, task) pair at once and mark it done (the row count goes into the
+        marker, so a damaged partial file is detected on resume instead of silently losing rows)."""
+        path = self._partial(checkpoint, task, ".jsonl")
+        _atomic_write_text(path, "".join(json.dumps(r, default=str) + "\n" for r in rows))
+        self.mark_done(checkpoint, task, len(rows))
+
+    def done_rows(self, checkpoint: str, task: str) -> list[dict[str, Any]] | None:
+        """The rows of a finished pair, or ``None`` if the pair is not finished or its rows are damaged."""
+        marker = self._partial(checkpoint, task, ".done")
+        if not marker.exists():
+            return None
+        rows = self.read_partial(checkpoint, task)
+        expected = marker.read_text(encoding="utf-8").strip()
+        if expected and int(expected) != len(rows):
+            marker.unlink()
+            return None
+        return rows
+
+    # -- resume state (bench runner only) -------------------------------------------------------------
+    def read_meta(self) -> dict[str, Any] | None:
+        """run.json of an earlier (possibly interrupted) run in this directory, or ``None``."""
+        path = self.root / "run.json"
+        return _read_json(path) if path.exists() else None
+
+    def request_cache_prefix(self, checkpoint: str) -> str:
+        """Path prefix of lm-eval's sqlite request cache for one checkpoint (lm-eval adds ``_rank<N>.db``)."""
+        (self.root / "cache").mkdir(exist_ok=True)
+        return str(self.root / "cache" / _safe(checkpoint))
+
+    def read_timings(self, checkpoint: str) -> dict[str, float]:
+        path = self.root / "cache" / f"{_safe(checkpoint)}.timings.jsonl"
+        out: dict[str, float] = {}
+        if path.exists():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    out.update(json.loads(line))
+                except json.JSONDecodeError:
+                    continue  # a torn line from a kill
+        return out
+
+    def append_timings(self, checkpoint: str, timings: dict[str, float]) -> None:
+        (self.root / "cache").mkdir(exist_ok=True)
+        with (self.root / "cache" / f"{_safe(checkpoint)}.timings.jsonl").open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(timings) + "\n")
+
+    def read_state(self, name: str) -> dict[str, Any]:
+        path = self.root / "partial" / f"{_safe(name)}.state.json"
+        try:
+            return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        except json.JSONDecodeError:
+            return {}  # state is a cache (e.g. file hashes): rebuilt when damaged
+
+    def write_state(self, name: str, obj: dict[str, Any]) -> None:
+        write_json(self.root / "partial" / f"{_safe(name)}.state.json", obj)
+
+    def lm_eval_dir(self, checkpoint: str) -> Path:
+        return self.root / "lm_eval" / _safe(checkpoint)
 
     # -- final artefacts --------------------------------------------------------------------------
     def write_samples(self, rows: list[dict[str, Any]]) -> None:

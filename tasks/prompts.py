@@ -71,3 +71,52 @@ CYSTOMETRY_QUESTION = (
     "sneezing but no leakage at night undergoes a gynecological exam and Q-tip test. Based on these findings, "
     "what would cystometry most likely reveal about her residual volume and detrusor contractions?"
 )
+
+
+# --- User turns for evaluation -----------------------------------------------------------------------------
+# The GRPO recipe builds its user turns inline; they are kept here verbatim so the evaluation prompt is the
+# training prompt. The multiple-choice exams the recipe does not train on (MedMCQA, MedQA, MMLU) reuse its
+# Health_Benchmarks wording with the options listed under the question.
+
+
+def pubmedqa_user_prompt(contexts: list[str], question: str) -> str:
+    """The GRPO recipe's PubMedQA user turn (verbatim): the abstract's sections, then the question."""
+    return (
+        "Given the scientific context below:\n"
+        + "\n".join(contexts)
+        + "\n\nAnswer the following question:\n"
+        + question
+        + " with 'yes', 'no' or 'maybe'. You need to carefully review the context and reason before answering."
+    )
+
+
+def choice_user_prompt(question_block: str, letters: str = "ABCD") -> str:
+    """The GRPO recipe's Health_Benchmarks user turn (verbatim for A–D, including its leading blank lines).
+
+    ``question_block`` is the question with its options (Health_Benchmarks has them inline already; see
+    :func:`question_with_options` for datasets that keep them apart).
+    """
+    quoted = [f"'{letter}'" for letter in letters]
+    listed = ", ".join(quoted[:-1]) + " or " + quoted[-1]
+    return (
+        "\n\nAnswer the following question:\n"
+        + question_block
+        + f"\n With {listed}. You need to carefully review the context and reason before answering."
+    )
+
+
+def question_with_options(question: str, choices: list[str], letters: str) -> str:
+    """A question followed by one ``X. option`` line per choice (the layout MedMCQA and MedQA ship in)."""
+    return question.strip() + "\n" + "\n".join(f"{letter}. {choice}" for letter, choice in zip(letters, choices))
+
+
+def gsm8k_user_prompt(question: str) -> str:
+    """The GRPO recipe's GSM8K user turn: the question alone (the system prompt asks for the layout)."""
+    return question
+
+
+def pubmedqa_ll_prompt(contexts: list[str], question: str) -> str:
+    """lm-eval's own ``pubmedqa`` prompt (``lm_eval/tasks/pubmedqa/preprocess_pubmedqa.py``), scored by
+    loglikelihood of `` yes`` / `` no`` / `` maybe``. Kept identical so ``medbench_pubmedqa_ll`` reproduces
+    lm-eval's number exactly (tests/test_pubmedqa_ll_equality.py)."""
+    return "Abstract: {}\nQuestion: {}\nAnswer:".format("\n".join(contexts), question)

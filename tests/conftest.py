@@ -38,3 +38,27 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("tiny_qwen2")
     build_tiny_model(out, seed=0)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_lora_adapter_dir(tiny_model_dir, tmp_path_factory) -> Path:
+    """A LoRA adapter (r=4 on q/v projections) on ``tiny_model_dir``, saved like a trainer saves one, with
+    non-zero B matrices so that base and adapter answer differently. Evaluated without merging."""
+    from bench_helpers import build_lora_adapter
+
+    return build_lora_adapter(tiny_model_dir, tmp_path_factory.mktemp("tiny_lora"))
+
+
+@pytest.fixture
+def make_run(tmp_path):
+    """Factory for synthetic run directories: ``make_run(name, rows, checkpoints=None, **kw) -> Path``.
+
+    Rows come from ``fixtures_runs.rows_from_outcomes`` / ``sample_row``; the directory (run.json,
+    samples.parquet, metrics.json) is written through the real RunWriter and compute_metrics.
+    """
+    from fixtures_runs import write_run
+
+    def _make(name, rows, checkpoints=None, **kwargs):
+        return write_run(tmp_path / name, rows, checkpoints, **kwargs)
+
+    return _make

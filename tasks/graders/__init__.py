@@ -13,8 +13,8 @@ The GRPO rewards in ``medbench.trainers.rewards`` are thin adapters over these s
 """
 
 from .answers import AnswerType, FreeText, LetterChoice, Number, YesNoMaybe, answer_type
-from .grade import Layout, as_text, grade, parse_layout
-from .layouts import LayoutParse, parse_think, parse_xml
+from .grade import Judge, Layout, as_text, grade, parse_layout, region_answer
+from .layouts import LayoutParse, parse_think, parse_xml, xml_tag_score
 from .record import OUTCOMES, GradeRecord, JudgeVerdict, Outcome
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "AnswerType",
     "FreeText",
     "GradeRecord",
+    "Judge",
     "JudgeVerdict",
     "Layout",
     "LayoutParse",
@@ -35,4 +36,6 @@ __all__ = [
     "parse_layout",
     "parse_think",
     "parse_xml",
+    "region_answer",
+    "xml_tag_score",
 ]

@@ -74,8 +74,11 @@ class YesNoMaybe:
 @dataclass(frozen=True)
 class LetterChoice:
     """A multiple-choice letter. Strict: the region starts with the letter as a token — ``B``, ``(B)``,
-    ``B)``, ``B.``, ``B: …``, ``B) text`` — and nothing else is a choice. Lenient: "the answer is (B)",
-    "Option B", or a region in which exactly one valid letter stands alone."""
+    ``B)``, ``B.``, ``B: …``, ``B) text`` — on one line, and nothing else is a choice. Lenient: the region
+    starts with a marked letter ("B.", "(B) …", "Option B", a short "b"), or says "the answer is (B)", or holds
+    exactly one valid letter standing alone. An article is not an answer: "A patient …" does not read as A,
+    nor "the answer is a bit unclear" as a. A letter outside ``letters`` ("E" for a 4-option question) is
+    no answer (unparseable), and two different letters ("B and C") are no answer either."""
 
     letters: str = "ABCD"
     name: str = "choice"
@@ -112,42 +115,69 @@ class LetterChoice:
         phrased = self.from_phrase(t)
         if phrased:
             return phrased
-        found = set(re.findall(rf"(?<![\w'])\(?([{self.letters}])\)?(?![\w'])", t))
+        found = {
+            m.group(2)
+            for m in re.finditer(rf"(?<![\w'])(\()?([{self.letters}])\)?(?![\w'])", t)
+            # "A" before a lowercase word is the article ("… because A patient …"), unless it is "(A)".
+            if not (m.group(2) == "A" and not m.group(1) and re.match(r"\s+[a-z]", t[m.end() :]))
+        }
         return found.pop() if len(found) == 1 else None
 
     def from_phrase(self, text: str) -> str | None:
-        hits = re.findall(
-            _PHRASE + rf"(?:option\s+|choice\s+)?\(?([{self.letters}])\)?(?![\w'])", _clean(text), re.IGNORECASE
+        # "The answer is B", "answer: (b)", "the correct option is C." -- a lowercase letter only when it
+        # stands alone ("(b)", "b." or at the end): in "the answer is a bit unclear", "a" is the article.
+        letter = (
+            rf"(?:\(([{self.letters}])\)|(?-i:([{self.letters}]))(?![\w'])|"
+            rf"([{self.letters.lower()}])(?=\s*(?:[.):,;!]|$)))"
         )
-        return hits[-1] if hits else None
+        hits = re.findall(_PHRASE + r"(?:option\s+|choice\s+)?" + letter, _clean(text), re.IGNORECASE)
+        return next(g for g in hits[-1] if g).upper() if hits else None
 
     def equal(self, pred: str, target: str) -> bool:
         return pred == target
 
 
-_NUMBER = re.compile(r"-?\$?\s?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?")
+#: Exactly one number as the prompt asks for it: thousands separators only in groups of three.
+_STRICT_NUMBER = re.compile(r"-?\$?\s?(?:(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+)")
+#: Any number in running text. A comma between digits is a thousands separator however the digits are grouped
+#: ("1,2345" is 12345, as in lm-eval's GSM8K filters, never "5"); a minus sign counts only where it cannot be a
+#: hyphen or a range ("10-15" holds 10 and 15, not -15); ".5" is 0.5; the parts of a fraction are not numbers.
+_ANY_NUMBER = re.compile(
+    r"(?<![\d.,/])(?<!/\s)"  # not the tail of a longer number, nor a denominator ("3/4" is not 4)
+    r"(?:(?<![\w.])-)?\$?\s?(?:\d+(?:,\d+)*(?:\.\d+)?|\.\d+)"
+    r"(?!\d|[.,]\d|\s*/\s*\d)"  # taken whole, and not a numerator ("3/4" is not 3)
+)
 
 
 def _to_decimal(s: str) -> Decimal | None:
     try:
-        return Decimal(s.replace(",", "").replace("$", "").replace(" ", "").rstrip("."))
+        d = Decimal(s.replace(",", "").replace("$", "").replace(" ", "").rstrip("."))
     except InvalidOperation:
         return None
+    return d if d.is_finite() else None
 
 
 def _canonical_number(s: str) -> str | None:
+    """The shortest exact decimal spelling (``18.00`` -> ``18``). String formatting, not ``quantize``: a
+    100k-digit "number" must not overflow the decimal context and crash a grader."""
     d = _to_decimal(s)
     if d is None:
         return None
-    d = d.normalize()
-    return format(d.quantize(Decimal(1)) if d == d.to_integral_value() else d, "f")
+    t = format(d, "f")
+    if "." in t:
+        t = t.rstrip("0").rstrip(".")
+    return "0" if t in ("-0", "") else t
 
 
 @dataclass(frozen=True)
 class Number:
     """A final number (GSM8K). Strict: the region is one number — commas as thousands separators, a leading
-    ``$`` or a trailing ``%``/period allowed, nothing else. Lenient: the last number in the region
-    (lm-eval's flexible-extract rule). ``18``, ``18.00``, ``$18`` and ``18.`` are the same answer."""
+    ``$`` or a trailing ``%``/period allowed, nothing else. Lenient: an explicit "the answer is N" inside the
+    region wins ("The answer is 18, not 20" is 18); otherwise the last number in the region (lm-eval's
+    flexible-extract rule), so units and words around it do not matter ("18 mg", "$18.00"). ``18``,
+    ``18.00``, ``$18`` and ``18.`` are the same answer (exact decimal comparison). A fraction is not read at
+    all ("3/4" is neither 3 nor 4; "ate 3/4, so 6 remain" reads 6); scientific notation is not understood
+    ("1e3" reads as 3): GSM8K answers are plain numbers."""
 
     name: str = "number"
 
@@ -160,19 +190,23 @@ class Number:
 
     def strict(self, region: str) -> str | None:
         t = _clean(region).rstrip(".").rstrip("%").strip()
-        if _NUMBER.fullmatch(t):
+        if _STRICT_NUMBER.fullmatch(t):
             return _canonical_number(t)
         return None
 
     def lenient(self, region: str) -> str | None:
-        hits = _NUMBER.findall(_clean(region))
+        t = _clean(region)
+        phrased = self.from_phrase(t)
+        if phrased is not None:
+            return phrased
+        hits = _ANY_NUMBER.findall(t)
         return _canonical_number(hits[-1]) if hits else None
 
     def from_phrase(self, text: str) -> str | None:
-        hits = re.findall(_PHRASE + r"(" + _NUMBER.pattern + r")", _clean(text), re.IGNORECASE)
+        hits = re.findall(_PHRASE + r"(" + _ANY_NUMBER.pattern + r")", _clean(text), re.IGNORECASE)
         if hits:
             return _canonical_number(hits[-1])
-        m = re.findall(r"####\s*(" + _NUMBER.pattern + r")", text)
+        m = re.findall(r"####\s*(" + _ANY_NUMBER.pattern + r")", text)
         return _canonical_number(m[-1]) if m else None
 
     def equal(self, pred: str, target: str) -> bool:

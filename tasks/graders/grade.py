@@ -35,6 +35,35 @@ def parse_layout(completion: str, layout: Layout, *, think_prefilled: bool = Tru
     raise ValueError(f"unknown layout {layout!r}; known: 'xml', 'think'")
 
 
+def _kind(answer: str | AnswerType, letters: str) -> AnswerType:
+    return answer if not isinstance(answer, str) else answer_type(answer, letters=letters)
+
+
+def _region_strict(kind: AnswerType, parsed: LayoutParse) -> str | None:
+    """The answer region read strictly (exactly one well-typed answer, nothing else), whatever the layout."""
+    return kind.strict(parsed.answer) if parsed.answer else None
+
+
+def region_answer(
+    completion: str | bytes | None,
+    *,
+    layout: Layout,
+    answer: str | AnswerType,
+    letters: str = "ABCD",
+    think_prefilled: bool = True,
+) -> str | None:
+    """What the answer region says when it holds exactly one answer of the asked type (``"yes"``, ``"B"``,
+    ``"18"``), else ``None`` — whether or not the rest of the layout is followed.
+
+    This is the GRPO recipe's answer-type validity check (its ``int_reward_func`` asks whether the text
+    inside ``<answer>`` is a bare number). :func:`grade` uses the same reading for ``strict_extracted``,
+    which additionally requires the strict layout, so ``grade(...).strict_extracted == region_answer(...)``
+    whenever ``format_strict`` holds.
+    """
+    kind = _kind(answer, letters)
+    return _region_strict(kind, parse_layout(as_text(completion), layout, think_prefilled=think_prefilled))
+
+
 def _words(s: str) -> int:
     return len(s.split())
 
@@ -66,40 +95,45 @@ def grade(
             proxy, see :mod:`medbench.tasks.judge`); required for ``free`` answers.
     """
     text = as_text(completion)
-    kind = answer if not isinstance(answer, str) else answer_type(answer, letters=letters)
+    kind = _kind(answer, letters)
     if kind.name == "free" and judge is None:
         raise ValueError("free-text answers need a judge: pass judge=medbench.tasks.judge.default_judge()")
     gold = kind.normalize_target(target)
     parsed = parse_layout(text, layout, think_prefilled=think_prefilled)
     notes: list[str] = []
 
-    strict = kind.strict(parsed.strict_answer) if parsed.strict_answer is not None else None
+    # A blank answer region ("<answer>\n\n</answer>") gives no answer: look elsewhere, as if it were absent.
+    region = parsed.answer or None
+    # Strict extraction: the answer region is exactly a well-typed answer *and* the layout is strictly followed.
+    strict = _region_strict(kind, parsed) if parsed.format_strict else None
 
-    lenient, source = None, "none"
-    if parsed.answer is not None:
-        lenient = kind.lenient(parsed.answer)
-        source = parsed.answer_source
-    if lenient is None:
-        phrased = kind.from_phrase(parsed.answer) if parsed.answer else None
-        if phrased is None and parsed.answer is None:
-            # No answer region at all: an explicit phrase in the reasoning or the plain text.
-            phrased = kind.from_phrase(text)
-            if phrased is not None:
-                in_reasoning = bool(parsed.reasoning) and kind.from_phrase(parsed.reasoning) == phrased
-                source = "reasoning" if in_reasoning else "answer_phrase"
-                notes.append("answer found outside the answer region")
-        elif phrased is not None:
-            source = "answer_phrase"
-        if phrased is None and parsed.answer is None:
-            # Last resort, conservative: a final line that is exactly an answer ("B", "yes", "18").
+    lenient: str | None = None
+    source = "none"
+    if region is not None:
+        # The model gave an answer region: read it, and nothing else (a readable answer in the reasoning
+        # does not rescue an unreadable one in the answer region).
+        lenient = kind.lenient(region)
+        if lenient is not None:
+            source = parsed.answer_source
+        else:
+            lenient = kind.from_phrase(region)
+            source = "answer_phrase" if lenient is not None else "none"
+    else:
+        # No answer region: an explicit phrase ("the answer is B") in the reasoning or the plain text.
+        lenient = kind.from_phrase(text)
+        if lenient is not None:
+            in_reasoning = bool(parsed.reasoning) and kind.from_phrase(parsed.reasoning) == lenient
+            source = "reasoning" if in_reasoning else "answer_phrase"
+            notes.append("answer found outside the answer region")
+        elif not parsed.unclosed and kind.name != "free":
+            # Last resort, conservative: a final line that is exactly an answer ("B", "yes", "18"). Not for a
+            # truncated completion (its last line is mid-thought) and not for free text (read only from the
+            # answer region: any last line would otherwise be sent to the judge as "the answer").
             lines = [ln for ln in text.strip().splitlines() if ln.strip()]
-            phrased = kind.strict(lines[-1]) if lines else None
-            if phrased is not None:
+            lenient = kind.strict(lines[-1]) if lines else None
+            if lenient is not None:
                 source = "text"
                 notes.append("answer taken from the last line of untagged text")
-        lenient = phrased
-        if lenient is None:
-            source = "none"
 
     truncated = bool(hit_token_limit) or parsed.unclosed
     judge_verdict: JudgeVerdict | None = None

@@ -14,19 +14,35 @@ the GRPO recipe's own regexes (``re.match`` without ``re.DOTALL``) reject it, th
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 REASONING_OPEN, REASONING_CLOSE = "<reasoning>", "</reasoning>"
 ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 
-# The strict XML layout, exactly as the GRPO recipe's system prompt shows it, but with DOTALL so that
-# the reasoning may span lines; only whitespace may surround the whole thing.
-_STRICT_XML = re.compile(
-    r"\s*<reasoning>\n(?P<reasoning>.*?\S.*?)\n</reasoning>\n<answer>\n(?P<answer>.*?\S.*?)\n</answer>\s*",
-    re.DOTALL,
-)
+
+def _strict_xml(text: str) -> tuple[str, str] | None:
+    """(reasoning, answer) when ``text`` is exactly the GRPO recipe's layout, else ``None``.
+
+    The layout is the recipe's system prompt, ``<reasoning>\\n…\\n</reasoning>\\n<answer>\\n…\\n</answer>``,
+    with the reasoning (and answer) free to span lines, each of the four tags exactly once, both regions
+    non-blank, and only whitespace around the whole. Checked with string operations rather than a regex:
+    ``.*?\\S.*?`` under ``fullmatch`` backtracks quadratically, and a truncated 100k-character completion that
+    opens ``<reasoning>`` took over a minute to reject.
+    """
+    body = text.strip()
+    head, sep, tail = REASONING_OPEN + "\n", "\n" + REASONING_CLOSE + "\n" + ANSWER_OPEN + "\n", "\n" + ANSWER_CLOSE
+    if not (body.startswith(head) and body.endswith(tail)):
+        return None
+    if any(body.count(tag) != 1 for tag in (REASONING_OPEN, REASONING_CLOSE, ANSWER_OPEN, ANSWER_CLOSE)):
+        return None
+    inner = body[len(head) : len(body) - len(tail)]
+    if inner.count(sep) != 1:
+        return None
+    reasoning, answer = inner.split(sep)
+    if not reasoning.strip() or not answer.strip():
+        return None
+    return reasoning, answer
 
 
 @dataclass(frozen=True)
@@ -75,16 +91,8 @@ def parse_xml(text: str) -> LayoutParse:
     r_blocks, r_unclosed = _blocks(text, REASONING_OPEN, REASONING_CLOSE)
     a_blocks, a_unclosed = _blocks(text, ANSWER_OPEN, ANSWER_CLOSE)
 
-    strict_m = _STRICT_XML.fullmatch(text)
-    format_strict = bool(
-        strict_m
-        and len(r_blocks) == 1
-        and len(a_blocks) == 1
-        and text.count(REASONING_OPEN) == 1
-        and text.count(ANSWER_OPEN) == 1
-        and REASONING_OPEN not in strict_m.group("reasoning")
-        and ANSWER_OPEN not in strict_m.group("reasoning")
-    )
+    strict_parts = _strict_xml(text)
+    format_strict = strict_parts is not None
 
     format_soft = False
     for _, _, _, r_end in r_blocks:
@@ -109,7 +117,8 @@ def parse_xml(text: str) -> LayoutParse:
     outside.append(text[last:])
     text_outside = bool("".join(outside).strip())
 
-    reasoning = text[r_blocks[0][1] : r_blocks[0][2]].strip() if r_blocks else ""
+    # Every reasoning block counts towards the reasoning (and its length), not only the first.
+    reasoning = "\n".join(text[cs:ce].strip() for _, cs, ce, _ in r_blocks)
     if a_blocks:
         _, cs, ce, _ = a_blocks[-1]
         answer, source = text[cs:ce].strip(), "answer_tag"
@@ -127,7 +136,7 @@ def parse_xml(text: str) -> LayoutParse:
         format_soft=format_soft,
         text_outside_tags=text_outside,
         unclosed=r_unclosed or a_unclosed,
-        strict_answer=strict_m.group("answer").strip() if format_strict and strict_m else None,
+        strict_answer=strict_parts[1].strip() if strict_parts is not None else None,
     )
 
 
@@ -155,11 +164,12 @@ def parse_think(text: str, *, think_prefilled: bool = True) -> LayoutParse:
             unclosed=unclosed,
             think_ok=False,
         )
-    start, cs, ce, end = blocks[0]
+    start = blocks[0][0]
     # The answer is what follows the *last* closing tag: a model that re-opens thinking answers after it.
     last_close = full.rfind(THINK_CLOSE)
     answer = full[last_close + len(THINK_CLOSE) :].strip()
-    reasoning = full[cs:ce].strip()
+    # Every think block counts towards the reasoning (and its length), not only the first.
+    reasoning = "\n".join(full[cs:ce].strip() for _, cs, ce, _ in blocks)
     before = full[:start].strip()
     format_soft = bool(answer)
     format_strict = think_ok and bool(reasoning) and bool(answer) and not before
@@ -174,3 +184,33 @@ def parse_think(text: str, *, think_prefilled: bool = True) -> LayoutParse:
         think_ok=think_ok,
         strict_answer=answer if format_strict else None,
     )
+
+
+def xml_tag_score(text: str) -> float:
+    """The GRPO recipe's ``count_xml`` score, number for number (the recipe's XML-count reward).
+
+    0.125 for each of ``<reasoning>\\n``, ``\\n</reasoning>\\n``, ``\\n<answer>\\n`` and ``\\n</answer>`` when it
+    occurs exactly once, minus 0.001 per character after the answer. Reproduced with the recipe's quirks,
+    so a run trained with medbench gets the recipe's rewards:
+
+    * the third term subtracts the length of whatever follows ``\\n</answer>\\n``; when the completion ends
+      right after ``</answer>`` with no newline, that is the *whole* completion (a 400-character completion
+      loses 0.4);
+    * the fourth term subtracts ``len(tail) - 1``, so a completion ending exactly at ``\\n</answer>`` gains
+      0.001.
+
+    A perfect ``<reasoning>\\n…\\n</reasoning>\\n<answer>\\n…\\n</answer>\\n`` scores 0.5 whatever the
+    reasoning's length or number of lines.
+    """
+    score = 0.0
+    if text.count(REASONING_OPEN + "\n") == 1:
+        score += 0.125
+    if text.count("\n" + REASONING_CLOSE + "\n") == 1:
+        score += 0.125
+    if text.count("\n" + ANSWER_OPEN + "\n") == 1:
+        score += 0.125
+        score -= len(text.split("\n" + ANSWER_CLOSE + "\n")[-1]) * 0.001
+    if text.count("\n" + ANSWER_CLOSE) == 1:
+        score += 0.125
+        score -= (len(text.split("\n" + ANSWER_CLOSE)[-1]) - 1) * 0.001
+    return score

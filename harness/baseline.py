@@ -1,0 +1,253 @@
+"""What the gate compares: a scored run, read from a run directory or from a small committed baseline file.
+
+``medbench baseline save RUN_DIR -o FILE`` writes a JSON file a team commits next to its code. It keeps,
+per checkpoint: the per-task metric records of metrics.json (whole task and subgroups), each scored
+document's outcome and format flags by ``doc_key`` (so the gate can still run *paired* tests against it), and
+provenance (run id, git sha, versions, checkpoints, tasks). Documents are written one per line, so updating a
+baseline shows up in a code review as the documents that changed outcome.
+
+File layout (``medbench_baseline`` = :data:`BASELINE_FORMAT`)::
+
+    {"medbench_baseline": 1, "provenance": {...}, "per_task": [...], "per_group": [...],  (metrics.json's)
+     "documents": {"columns": DOCUMENT_COLUMNS, "rows": [[checkpoint, task, doc_key, outcome, ...], ...]}}
+
+:func:`load_scored` reads either kind into the same :class:`ScoredRun`, so the gate never cares which it got.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from .metrics import closest, document_indicators
+from .rundir import Run, RunDirError, _atomic_write_text, load_run
+
+BASELINE_FORMAT = 1
+
+#: Per-document fields kept in a baseline file: what every rate metric's indicator is computed from.
+DOCUMENT_COLUMNS: tuple[str, ...] = (
+    "checkpoint", "task", "doc_key", "outcome", "strict_correct", "format_strict", "format_soft", "think_ok",
+    "truncated", "judge_agree",
+)
+
+
+class BaselineFileError(RuntimeError):
+    """A baseline file is missing, corrupt or of another format; the message says which and how to fix it."""
+
+
+@dataclass
+class ScoredRun:
+    """Per-task metrics and per-document indicators of one run (from a run directory or a baseline file)."""
+
+    source: Path
+    kind: str  # "run directory" or "baseline file"
+    run_id: str
+    checkpoints: list[str]  # lineage order
+    roles: dict[str, str]
+    per_task: list[dict[str, Any]]
+    documents: Any = field(repr=False)  # pandas.DataFrame from metrics.document_indicators
+    provenance: dict[str, Any] = field(default_factory=dict, repr=False)
+    per_group: list[dict[str, Any]] = field(default_factory=list)
+    _by_task: dict[tuple[str, str], Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    @property
+    def reference(self) -> str | None:
+        """The checkpoint whose role is base, else the first."""
+        bases = [c for c in self.checkpoints if self.roles.get(c) == "base"]
+        return bases[0] if bases else (self.checkpoints[0] if self.checkpoints else None)
+
+    def describe(self) -> str:
+        return f"{self.source} ({self.kind}, run {self.run_id})"
+
+    def tasks(self, checkpoint: str | None = None) -> list[str]:
+        """Tasks with metrics (for one checkpoint, or any), in first-seen order."""
+        recs = [r for r in self.per_task if r.get("subgroup") is None]
+        return list(dict.fromkeys(r["task"] for r in recs if checkpoint is None or r["checkpoint"] == checkpoint))
+
+    def groups(self, checkpoint: str | None = None) -> list[str]:
+        """Task groups with pooled metrics (metrics.json "per_group"), for one checkpoint or any."""
+        return list(dict.fromkeys(
+            r["group"] for r in self.per_group if checkpoint is None or r["checkpoint"] == checkpoint
+        ))
+
+    def record(self, checkpoint: str, name: str) -> dict[str, Any] | None:
+        """The whole-task (or pooled group) metrics record of one checkpoint × task or group, or None."""
+        for r in self.per_task:
+            if r["checkpoint"] == checkpoint and r["task"] == name and r.get("subgroup") is None:
+                return r
+        for r in self.per_group:
+            if r["checkpoint"] == checkpoint and r["group"] == name:
+                return r
+        return None
+
+    def task_documents(self, checkpoint: str, name: str):  # -> pandas.DataFrame indexed by document key
+        """Per-document indicators of one checkpoint × task (indexed by doc_key) or × group (indexed by
+        "task/doc_key"). Cached: the gate asks once per rule."""
+        key = (checkpoint, name)
+        if key not in self._by_task:
+            docs = self.documents
+            group = self.record(checkpoint, name) if name not in self.tasks(checkpoint) else None
+            members = group["tasks"] if group is not None and "tasks" in group else [name]
+            rows = docs[(docs["checkpoint"] == checkpoint) & docs["task"].isin(members)]
+            # object keys: hashing Python strings is ~30x faster than pandas' arrow strings for isin/loc
+            index = rows["doc_key"].astype(object)
+            if group is not None:
+                index = rows["task"].astype(object) + "/" + index
+            self._by_task[key] = rows.set_index(index.rename("doc_key")).drop(columns="doc_key")
+        return self._by_task[key]
+
+    def require_checkpoint(self, name: str) -> str:
+        if name not in self.checkpoints:
+            raise RunDirError(
+                f"checkpoint {name!r} is not in {self.describe()}; it has {self.checkpoints}"
+                f"{closest(name, self.checkpoints)}"
+            )
+        return name
+
+
+def _from_run(run: Run) -> ScoredRun:
+    samples = run.samples()
+    missing = [c for c in DOCUMENT_COLUMNS if c not in samples.columns]
+    if missing:
+        raise RunDirError(f"{run.root / 'samples.parquet'} lacks columns {missing}: was it written by medbench bench?")
+    if "showcase" in samples.columns:
+        samples = samples[~samples["showcase"].astype("boolean").fillna(False).to_numpy(dtype=bool)]
+    per_task = run.task_metrics()
+    if not per_task:
+        raise RunDirError(f"{run.root / 'metrics.json'} has no per_task records: the run did not finish")
+    roles = {c["name"]: str(c["role"]) for c in run.checkpoints if c.get("role")}
+    names = run.checkpoint_names or list(dict.fromkeys(r["checkpoint"] for r in per_task))
+    return ScoredRun(
+        source=run.root, kind="run directory", run_id=run.run_id, checkpoints=names, roles=roles,
+        per_task=per_task, documents=document_indicators(samples.reset_index(drop=True)),
+        provenance={k: run.meta.get(k) for k in ("run_id", "git_sha", "versions", "checkpoints", "tasks")},
+        per_group=list(run.metrics.get("per_group", [])),
+    )
+
+
+def load_scored(path: str | Path) -> ScoredRun:
+    """Read a run directory or a baseline file. Raises RunDirError / BaselineFileError with the fix."""
+    path = Path(path)
+    if path.is_dir():
+        return _from_run(load_run(path))
+    if path.is_file():
+        return load_baseline(path)
+    raise RunDirError(
+        f"{path} does not exist: expected a run directory (the --output of `medbench bench`) or a baseline file "
+        f"(written by `medbench baseline save`)"
+    )
+
+
+def _medbench_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("medbench")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def save_baseline(run_dir: str | Path, out: str | Path, checkpoints: Sequence[str] | None = None) -> dict[str, Any]:
+    """Write a baseline file from a run directory; returns a summary (path, checkpoints, tasks, documents)."""
+    run = load_run(run_dir)
+    scored = _from_run(run)
+    chosen = list(checkpoints) if checkpoints else scored.checkpoints
+    for name in chosen:
+        scored.require_checkpoint(name)
+    samples = run.samples()
+    if "showcase" in samples.columns:
+        samples = samples[~samples["showcase"].astype("boolean").fillna(False).to_numpy(dtype=bool)]
+    samples = samples[samples["checkpoint"].isin(chosen)]
+    rows = []
+    for rec in samples[list(DOCUMENT_COLUMNS)].to_dict(orient="records"):
+        rows.append([_json_value(rec[c]) for c in DOCUMENT_COLUMNS])
+    provenance = {
+        "source_run_dir": str(run.root),
+        "run_id": run.run_id,
+        "saved_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "saved_with": f"medbench {_medbench_version()}",
+        "git_sha": run.meta.get("git_sha"),
+        "versions": run.meta.get("versions"),
+        "checkpoints": [c for c in run.checkpoints if c["name"] in chosen],
+        "tasks": run.meta.get("tasks"),
+    }
+    head = {
+        "medbench_baseline": BASELINE_FORMAT,
+        "provenance": provenance,
+        "per_task": [r for r in scored.per_task if r["checkpoint"] in chosen],
+        "per_group": [r for r in scored.per_group if r["checkpoint"] in chosen],
+        "documents": {"columns": list(DOCUMENT_COLUMNS), "rows": "__ROWS__"},
+    }
+    text = json.dumps(head, indent=2, default=str)
+    body = "[\n" + ",\n".join("      " + json.dumps(r, default=str) for r in rows) + "\n    ]"
+    out = Path(out)
+    _atomic_write_text(out, text.replace('"__ROWS__"', body, 1) + "\n")
+    return {
+        "path": out, "checkpoints": chosen, "tasks": scored.tasks(), "documents": len(rows),
+        "bytes": out.stat().st_size,
+    }
+
+
+def _json_value(value: Any) -> Any:
+    if value is None:
+        return None
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and value != value:  # NaN
+        return None
+    return value
+
+
+def load_baseline(path: str | Path) -> ScoredRun:
+    """Read a file written by :func:`save_baseline`."""
+    import pandas as pd
+
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise BaselineFileError(f"cannot read baseline file {path}: {e}") from e
+    except json.JSONDecodeError as e:
+        raise BaselineFileError(
+            f"{path} is not valid JSON ({e.msg} at line {e.lineno}): expected a baseline file from "
+            f"`medbench baseline save` (a merge conflict? re-save it from the baseline run)"
+        ) from e
+    if not isinstance(data, dict) or "medbench_baseline" not in data:
+        raise BaselineFileError(
+            f"{path} is not a medbench baseline file (no 'medbench_baseline' key); pass a run directory or a file "
+            f"written by `medbench baseline save RUN_DIR -o FILE`"
+        )
+    if data["medbench_baseline"] != BASELINE_FORMAT:
+        raise BaselineFileError(
+            f"{path} is baseline format {data['medbench_baseline']!r}; this medbench reads format "
+            f"{BASELINE_FORMAT}: re-save it with `medbench baseline save`"
+        )
+    try:
+        docs = data["documents"]
+        columns, rows = list(docs["columns"]), docs["rows"]
+        missing = [c for c in DOCUMENT_COLUMNS if c not in columns]
+        if missing:
+            raise BaselineFileError(f"{path}: documents lack columns {missing}")
+        bad = [i for i, r in enumerate(rows) if len(r) != len(columns)]
+        if bad:
+            raise BaselineFileError(f"{path}: document row {bad[0]} has {len(rows[bad[0]])} values, expected {len(columns)}")
+        frame = pd.DataFrame(rows, columns=columns)
+        per_task = list(data["per_task"])
+        per_group = list(data.get("per_group") or [])
+        prov = dict(data.get("provenance") or {})
+        entries = list(prov.get("checkpoints") or [])
+    except (KeyError, TypeError) as e:
+        raise BaselineFileError(f"{path} is damaged (missing or malformed {e}): re-save it with `medbench baseline save`") from e
+    try:
+        documents = document_indicators(frame)
+    except ValueError as e:
+        raise BaselineFileError(f"{path}: {e}") from e
+    names = [c["name"] for c in entries] or list(dict.fromkeys(r["checkpoint"] for r in per_task))
+    return ScoredRun(
+        source=path, kind="baseline file", run_id=str(prov.get("run_id", path.stem)), checkpoints=names,
+        roles={c["name"]: str(c["role"]) for c in entries if c.get("role")}, per_task=per_task,
+        documents=documents, provenance=prov, per_group=per_group,
+    )

@@ -1,0 +1,136 @@
+"""Score several checkpoints on the same tasks and write a run directory.
+
+Examples:
+
+  medbench bench --checkpoint base=Qwen/Qwen2.5-3B-Instruct --checkpoint grpo=./out/grpo_adapter \\
+      --tasks medbench_pubmedqa,medbench_health --limit 100 --output runs/grpo-vs-base
+  medbench bench --spec bench.yaml --limit 20          # a committed spec; flags override it
+
+A checkpoint is NAME=SOURCE: a hub id, a local model directory, or a LoRA adapter directory (its base is read
+from adapter_config.json and the adapter is evaluated without merging); NAME=BASE+ADAPTER names the base.
+Run the same command again to resume an interrupted run. Several GPUs with the hf backend:
+`accelerate launch -m medbench.harness.cli bench ...` (one model copy per GPU, as lm-eval does it).
+Exit status: 0 all finished, 1 a checkpoint failed or the disk filled (finished work kept), 2 a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by ``bench`` and ``demo`` (how to run, not what to run)."""
+    parser.add_argument("--limit", type=str, default=None,
+                        help="documents per task: a count, or a fraction in (0, 1) (default: all)")
+    parser.add_argument("--batch-size", default=None,
+                        help="generation batch size: an integer, 'auto' or 'auto:N' (default auto: the largest "
+                             "that fits the GPU; 1 on a CPU)")
+    parser.add_argument("--max-new-tokens", type=int, default=None,
+                        help="token limit for every generative task (default: each task's own; a spec file can "
+                             "set it per task)")
+    parser.add_argument("--seed", type=int, default=None, help="random seed (default 1234)")
+    parser.add_argument("--output", "-o", default=None,
+                        help="run directory (bench default: runs/bench-<hash of the settings>, so the same "
+                             "command resumes into the same directory)")
+    parser.add_argument("--verbose", action="store_true", help="show lm-eval's and transformers' own logs")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("--spec", default=None, help="a bench spec YAML file; the flags below override it")
+    parser.add_argument("--checkpoint", "-c", action="append", default=None, metavar="NAME=SOURCE",
+                        help="a checkpoint: NAME=HUB_ID, NAME=./model_dir, NAME=./adapter_dir or "
+                             "NAME=BASE+ADAPTER (repeat for each checkpoint)")
+    parser.add_argument("--tasks", "-t", default=None,
+                        help="comma-separated task or group names (see `medbench tasks`), e.g. "
+                             "medbench_pubmedqa,medbench_health or medbench for all")
+    parser.add_argument("--data-dir", default=None,
+                        help="read datasets from this local folder instead of the Hugging Face hub")
+    parser.add_argument("--dtype", default=None, choices=["auto", "float32", "float16", "bfloat16"],
+                        help="weights dtype (default auto: the model's own)")
+    parser.add_argument("--load-in-4bit", action=argparse.BooleanOptionalAction, default=None,
+                        help="load weights in 4-bit NF4 (bitsandbytes, CUDA only)")
+    parser.add_argument("--chat-template", action=argparse.BooleanOptionalAction, default=None,
+                        help="apply the tokenizer's chat template for every task (default: per task — on for "
+                             "the <reasoning>/<answer> tasks, off for the <think> and loglikelihood tasks)")
+    parser.add_argument("--backend", default=None, choices=["hf", "vllm"],
+                        help="hf (transformers through lm-eval; default) or vllm (the `vllm` extra)")
+    parser.add_argument("--device", default=None, help="torch device, e.g. cuda:0 or cpu (hf backend)")
+    parser.add_argument("--trust-remote-code", action=argparse.BooleanOptionalAction, default=None,
+                        help="allow a model's own Python code from the hub (default off)")
+    parser.add_argument("--reference", default=None,
+                        help="checkpoint the others are compared with (default: provenance role 'base', else "
+                             "the first)")
+    parser.add_argument("--tensor-parallel-size", type=int, default=None, help="vLLM tensor parallel size")
+    parser.add_argument("--data-parallel-size", type=int, default=None, help="vLLM data parallel size")
+    parser.add_argument("--gpu-memory-utilization", type=float, default=None,
+                        help="vLLM share of GPU memory to use (default 0.9)")
+    parser.add_argument("--max-model-len", type=int, default=None, help="vLLM maximum sequence length")
+    add_run_options(parser)
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict:
+    keys = ("limit", "data_dir", "batch_size", "dtype", "load_in_4bit", "max_new_tokens", "chat_template",
+            "seed", "output", "backend", "device", "trust_remote_code", "reference", "tensor_parallel_size",
+            "data_parallel_size", "gpu_memory_utilization", "max_model_len")
+    out = {k: getattr(args, k, None) for k in keys}
+    out["checkpoints"] = getattr(args, "checkpoint", None)
+    out["tasks"] = getattr(args, "tasks", None)
+    return out
+
+
+def default_output(spec) -> str:
+    """runs/bench-<hash>: the same checkpoints, tasks and settings always map to the same directory."""
+    ident = json.dumps({"checkpoints": [c.__dict__ for c in spec.checkpoints],
+                        "tasks": [t.__dict__ for t in spec.tasks],
+                        "settings": [spec.limit, spec.seed, spec.dtype, spec.load_in_4bit, spec.backend,
+                                     spec.max_new_tokens, spec.chat_template]}, sort_keys=True, default=str)
+    return f"runs/bench-{hashlib.sha256(ident.encode()).hexdigest()[:10]}"
+
+
+def report_outcome(outcome, stream=None) -> int:
+    """Print the summary table and the failures; return the exit status."""
+    from medbench.harness.rundir import load_run
+    from medbench.harness.summary import format_summary
+
+    stream = stream or sys.stdout
+    run = load_run(outcome.run_dir)
+    print(format_summary(run.metrics, run.checkpoint_names), file=stream)
+    print(f"\nrun directory: {outcome.run_dir}", file=stream)
+    if outcome.errors:
+        print("\nfailed checkpoints (their finished tasks are kept; fix and run the same command to resume):",
+              file=sys.stderr)
+        for name, msg in outcome.errors.items():
+            print(f"  {name}: {msg}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    import dataclasses
+    import os
+
+    if not args.verbose:
+        os.environ.setdefault("TQDM_DISABLE", "1")  # lm-eval's own bars; medbench prints progress with ETA
+
+    from medbench.harness.checkpoints import CheckpointError
+    from medbench.harness.runner import BenchError, run_bench
+    from medbench.harness.spec import SpecError, build_spec, load_spec_file
+
+    try:
+        file_data = load_spec_file(args.spec) if args.spec else None
+        spec = build_spec(file_data, overrides_from_args(args))
+        if not spec.output:
+            spec = dataclasses.replace(spec, output=default_output(spec))
+            print(f"run directory: {spec.output} (give --output to choose)", file=sys.stderr)
+        outcome = run_bench(spec, verbose=args.verbose)
+    except (SpecError, CheckpointError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except BenchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return report_outcome(outcome)

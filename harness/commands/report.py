@@ -1,0 +1,51 @@
+"""Render one or more run directories to ONE self-contained HTML report (opens offline, safe to e-mail).
+
+One run: the checkpoints side by side (base → SFT → GRPO), with confidence intervals, paired differences,
+format compliance, figures and a sample browser. Several runs: compared on the tasks they share, checkpoint
+names prefixed by run id (e.g. last week's GRPO run against today's).
+
+Examples:
+  medbench report runs/2026-03-02             # writes runs/2026-03-02/report.html
+  medbench report runs/last-week runs/today -o compare.html
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument(
+        "runs", nargs="+", metavar="RUN_DIR",
+        help="run directory written by `medbench bench`; give several to compare runs that share tasks",
+    )
+    parser.add_argument(
+        "-o", "--output", metavar="FILE", default=None,
+        help="where to write the HTML report (default: RUN_DIR/report.html of the first run)",
+    )
+    parser.add_argument("--title", default=None, help="page title (default: 'medbench report: <run ids>')")
+    parser.add_argument("-q", "--quiet", action="store_true", help="do not print progress to stderr")
+
+
+def run(args: argparse.Namespace) -> int:
+    from medbench.harness.rundir import RunDirError
+    from medbench.reports.render import ReportError, render_report
+
+    try:
+        out = render_report(args.runs, args.output, title=args.title,
+                            progress=None if args.quiet else _progress)
+    except (RunDirError, ReportError) as e:
+        print(f"medbench report: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"medbench report: error: cannot write the report ({e}); choose another path with -o FILE",
+              file=sys.stderr)
+        return 2
+    print(out)
+    return 0
+
+
+def _progress(msg: str) -> None:
+    print(f"[report] {msg}", file=sys.stderr, flush=True)

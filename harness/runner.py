@@ -1,0 +1,492 @@
+"""``medbench bench``'s engine: every checkpoint × task through lm-eval, into one run directory.
+
+For each checkpoint the model is loaded once (``HFLM`` / ``VLLM``, an adapter on top unmerged), wrapped in
+lm-eval's sqlite request cache, and each task is run with :func:`lm_eval.evaluator.evaluate`
+(``log_samples=True``). lm-eval's per-sample log is graded by the task's grader
+(:func:`medbench.tasks.scoring.grade_doc`, with the checkpoint's own tokenizer as the token counter) into
+run-directory rows, written per finished pair, and lm-eval's own outputs are kept under ``lm_eval/``.
+
+Resume: a finished (checkpoint, task) pair is never recomputed; inside an unfinished pair, every generation
+that reached the request cache is reused. Decoding is greedy, so the resumed result equals an uninterrupted
+one (exactly so at batch size 1; larger batches pad differently and can move a float by an ulp).
+
+Failure: resolution errors (a missing checkpoint, an adapter that doesn't fit, an unknown task) stop the
+run before any model is loaded. A checkpoint that fails while running is recorded and the others go on; a
+full disk stops the run with the finished work kept. Either way samples, metrics and run.json describe
+what finished.
+"""
+
+from __future__ import annotations
+
+import errno
+import gc
+import logging
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TextIO
+
+from .checkpoints import CheckpointError, ResolvedCheckpoint, compute_content_hash, resolve_checkpoint
+from .rundir import ROLE_ORDER, RunDirError, RunWriter
+from .spec import BenchSpec, SpecError
+
+#: Settings that change what a model is asked or how it answers: a resumed run must keep them.
+RESULT_SETTINGS = ("limit", "seed", "dtype", "load_in_4bit", "backend", "max_new_tokens", "chat_template",
+                   "task_metadata")
+
+
+class BenchError(RuntimeError):
+    """The bench run can't start or go on; the message says why and what to do. Finished work is kept."""
+
+
+class DiskFullError(BenchError):
+    pass
+
+
+@dataclass
+class PlannedTask:
+    """A leaf task with the options this run uses for it."""
+
+    spec: Any  # medbench.tasks.registry.TaskSpec
+    max_gen_toks: int | None
+    chat_template: bool
+    chat_template_explicit: bool
+
+    @property
+    def name(self) -> str:
+        return str(self.spec.name)
+
+    def to_meta(self) -> dict[str, Any]:
+        s = self.spec
+        return {
+            "name": s.name, "family": s.family, "group": s.group, "subgroup": getattr(s, "subgroup", None),
+            "version": s.version, "output_type": s.output_type, "layout": s.layout, "answer": s.answer,
+            "letters": getattr(s, "letters", None), "max_gen_toks": self.max_gen_toks,
+            "chat_template": self.chat_template,
+        }
+
+
+@dataclass
+class PairResult:
+    checkpoint: str
+    task: str
+    status: str  # "done" | "reused" | "failed" | "not run"
+    n: int = 0
+    seconds: float = 0.0
+    cached_requests: int = 0
+
+
+@dataclass
+class BenchOutcome:
+    run_dir: Path
+    pairs: list[PairResult] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)  # checkpoint -> message
+    metrics: dict[str, Any] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+# -- planning ---------------------------------------------------------------------------------------------
+
+
+def default_chat_template(task_spec: Any) -> bool:
+    """The recipes' own choice: the GRPO recipe talks to an instruct model through its chat template (system
+    prompt + user turn), the SFT recipe prompts raw text ending in ``<think>``, and loglikelihood tasks use
+    lm-eval's plain prompt (so that ``medbench_pubmedqa_ll`` reproduces lm-eval's number)."""
+    return task_spec.output_type == "generate_until" and task_spec.layout == "xml"
+
+
+def plan_tasks(spec: BenchSpec) -> list[PlannedTask]:
+    """Expand groups to leaf tasks and attach each task's effective options. Unknown names fail here."""
+    from medbench.tasks import registry
+
+    planned: dict[str, PlannedTask] = {}
+    for opts in spec.tasks:
+        try:
+            specs = registry.expand([opts.name])
+        except registry.UnknownTaskError as e:
+            raise SpecError(f"--tasks: {e}; see `medbench tasks`") from e
+        for ts in specs:
+            name = ts.name
+            explicit = opts.chat_template if opts.chat_template is not None else spec.chat_template
+            generative = ts.output_type == "generate_until"
+            planned[name] = PlannedTask(
+                spec=ts,
+                max_gen_toks=(opts.max_new_tokens or spec.max_new_tokens or ts.max_gen_toks) if generative
+                else None,
+                chat_template=explicit if explicit is not None else default_chat_template(ts),
+                chat_template_explicit=explicit is not None,
+            )
+    return list(planned.values())
+
+
+def resolve_all(spec: BenchSpec) -> list[ResolvedCheckpoint]:
+    """Resolve every checkpoint; report all problems at once, before anything is loaded."""
+    resolved, problems = [], []
+    for c in spec.checkpoints:
+        try:
+            resolved.append(resolve_checkpoint(c, trust_remote_code=spec.trust_remote_code))
+        except CheckpointError as e:
+            problems.append(str(e))
+    if problems:
+        raise CheckpointError("\n".join(problems))
+    return resolved
+
+
+def lineage_order(checkpoints: list[ResolvedCheckpoint]) -> list[ResolvedCheckpoint]:
+    """base → sft → grpo by provenance role, then the order the user gave."""
+    return sorted(checkpoints, key=lambda c: (ROLE_ORDER.get(c.role or "", 99), checkpoints.index(c)))
+
+
+# -- resume compatibility ------------------------------------------------------------------------------------
+
+
+def _settings(spec: BenchSpec) -> dict[str, Any]:
+    return {k: getattr(spec, k) for k in RESULT_SETTINGS}
+
+
+def check_resumable(previous: dict[str, Any], spec: BenchSpec, tasks: list[PlannedTask],
+                    checkpoints: list[ResolvedCheckpoint], out: Path) -> None:
+    """A run directory may be resumed (or extended with new checkpoints/tasks) only under the same settings."""
+    diffs = []
+    prev_settings = previous.get("settings", {})
+    for key, now in _settings(spec).items():
+        if key in prev_settings and prev_settings[key] != now:
+            diffs.append(f"{key} was {prev_settings[key]!r}, now {now!r}")
+    prev_tasks = {t["name"]: t for t in previous.get("tasks", [])}
+    for t in tasks:
+        old = prev_tasks.get(t.name)
+        if old is None:
+            continue
+        for key, now in (("version", t.spec.version), ("max_gen_toks", t.max_gen_toks),
+                         ("chat_template", t.chat_template)):
+            if old.get(key) != now:
+                diffs.append(f"task {t.name}: {key} was {old.get(key)!r}, now {now!r}")
+    prev_cks = {c["name"]: c for c in previous.get("checkpoints", [])}
+    for c in checkpoints:
+        old = prev_cks.get(c.name)
+        if old is None:
+            continue
+        if (old.get("model"), old.get("adapter")) != (c.model, c.adapter):
+            diffs.append(f"checkpoint {c.name}: was {old.get('model')} + {old.get('adapter')}, "
+                         f"now {c.model} + {c.adapter}")
+    if diffs:
+        raise BenchError(
+            f"--output {out} already holds a run with other settings ({'; '.join(diffs)}). Resume it with "
+            f"its own settings, or write this run to a new --output (or delete {out})."
+        )
+
+
+def _check_hash(previous: dict[str, Any] | None, ck: ResolvedCheckpoint, writer: RunWriter) -> None:
+    if not previous:
+        return
+    old = {c["name"]: c for c in previous.get("checkpoints", [])}.get(ck.name)
+    if not old or not old.get("content_hash") or not ck.content_hash:
+        return
+    started = any(writer.is_done(ck.name, t["name"]) for t in previous.get("tasks", []))
+    if old["content_hash"] != ck.content_hash and (started or Path(writer.request_cache_prefix(ck.name)
+                                                                     + "_rank0.db").exists()):
+        raise BenchError(
+            f"checkpoint {ck.name}: its weights changed since this run started (content hash "
+            f"{old['content_hash'][:12]}… → {ck.content_hash[:12]}…); its earlier results would mix two "
+            f"models. Write to a new --output, or delete {writer.root}/partial/{ck.name}__* and "
+            f"{writer.root}/cache/{ck.name}* to redo it."
+        )
+
+
+# -- one (checkpoint, task) pair -----------------------------------------------------------------------------
+
+
+def _task_manager(spec: BenchSpec):
+    from lm_eval.tasks import TaskManager
+
+    from medbench.tasks import registry
+
+    metadata = dict(spec.task_metadata)
+    if spec.data_dir:
+        metadata["data_dir"] = spec.data_dir
+    return TaskManager(include_path=registry.include_path(), include_defaults=False, metadata=metadata or None)
+
+
+def _set_greedy(task_obj: Any, max_gen_toks: int | None) -> None:
+    """Greedy decoding, whatever the task YAML says, so a run is reproducible; the run's token limit."""
+    if task_obj.get_config("output_type") != "generate_until":
+        return
+    kwargs: dict[str, Any] = {"do_sample": False, "temperature": 0.0}
+    if max_gen_toks:
+        kwargs["max_gen_toks"] = int(max_gen_toks)
+    task_obj.set_config(key="generation_kwargs", value=kwargs, update=True)
+
+
+def evaluate_pair(
+    lm: Any, cached_lm: Any, task_manager: Any, task: PlannedTask, spec: BenchSpec,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Run one task through lm-eval on one loaded model; return (lm-eval results, logged samples)."""
+    from lm_eval.evaluator import evaluate
+
+    loaded = task_manager.load([task.name])
+    for task_obj in loaded["tasks"].values():
+        if task_obj.get_config("num_fewshot") is None:
+            task_obj.set_config(key="num_fewshot", value=0)
+        task_obj.set_fewshot_seed(seed=spec.seed)
+        _set_greedy(task_obj, task.max_gen_toks)
+    use_template = task.chat_template and bool(getattr(lm.tokenizer, "chat_template", None))
+    results = evaluate(
+        lm=cached_lm,
+        task_dict=loaded,
+        limit=spec.limit,
+        bootstrap_iters=0,
+        log_samples=True,
+        apply_chat_template=use_template,
+    )
+    if results is None:  # a non-zero rank under accelerate: rank 0 writes
+        return {}, []
+    samples = results.get("samples", {}).get(task.name, [])
+    return results, samples
+
+
+# -- the run ----------------------------------------------------------------------------------------------
+
+
+def _utcnow() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _quiet_libraries(verbose: bool) -> None:
+    if verbose:
+        return
+    for name in ("lm-eval", "lm_eval", "datasets"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    import datasets
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+
+
+def _is_disk_full(e: BaseException) -> bool:
+    while e is not None:
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        e = e.__cause__ or e.__context__  # type: ignore[assignment]
+    return False
+
+
+def _disk_full(out: Path, e: BaseException) -> DiskFullError:
+    return DiskFullError(
+        f"the disk is full ({e}). Finished (checkpoint, task) pairs and cached generations in {out} are "
+        f"kept: free some space (or move {out} to a disk with room) and run the same command again to resume."
+    )
+
+
+def _release(lm: Any) -> None:
+    del lm
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:
+        pass
+
+
+def run_bench(spec: BenchSpec, *, stream: TextIO | None = None, verbose: bool = False,
+              judge: Any = None) -> BenchOutcome:
+    """Run the bench described by ``spec``; return what finished and what failed (see module docstring)."""
+    from . import environment, sample_rows
+    from .lm_backends import BackendError, build_lm, count_tokens_fn
+    from .progress import PairProgress, format_duration
+    from .request_cache import ResumableLM
+
+    stream = stream or sys.stderr
+    _quiet_libraries(verbose)
+    if not spec.output:
+        raise SpecError("no output directory: give --output RUN_DIR (or 'output' in the spec file)")
+    out = Path(spec.output)
+    tasks = plan_tasks(spec)
+    checkpoints = resolve_all(spec)
+    for ck in checkpoints:
+        for w in ck.warnings:
+            print(f"warning: checkpoint {ck.name}: {w}", file=stream)
+
+    if out.exists() and not out.is_dir():
+        raise BenchError(f"--output {out} is a file; give a directory for the run")
+    if out.is_dir() and any(out.iterdir()) and not (out / "run.json").exists() and not (out / "partial").exists():
+        raise BenchError(f"--output {out} is not empty and is not a medbench run directory; choose a new path")
+    try:
+        writer = RunWriter(out)
+        previous = writer.read_meta()
+    except RunDirError as e:
+        raise BenchError(f"{e}. If this directory was written by the same command, delete "
+                         f"{out / 'run.json'} and re-run: finished pairs in {out / 'partial'} are kept.") from e
+    except OSError as e:
+        if _is_disk_full(e):
+            raise _disk_full(out, e) from e
+        raise
+    if previous:
+        check_resumable(previous, spec, tasks, checkpoints, out)
+
+    hash_memo = writer.read_state("hashes")
+    for ck in checkpoints:
+        if ck.kind != "hub":
+            compute_content_hash(ck, hash_memo)
+            _check_hash(previous, ck, writer)
+
+    started_at = (previous or {}).get("started_at") or _utcnow()
+    timings: dict[str, Any] = dict((previous or {}).get("timings", {}))
+    errors: dict[str, str] = {}
+    outcome = BenchOutcome(run_dir=out)
+
+    def write_meta(status: str) -> None:
+        writer.write_meta({
+            "run_id": out.name,
+            "status": status,
+            "started_at": started_at,
+            "updated_at": _utcnow(),
+            "command": " ".join(sys.argv),
+            "spec": spec.to_dict(),
+            "settings": _settings(spec),
+            "checkpoints": [c.to_meta() for c in lineage_order(checkpoints)],
+            "tasks": [t.to_meta() for t in tasks],
+            "environment": env,
+            "timings": timings,
+            "errors": errors,
+        })
+
+    env = environment.environment()
+    try:
+        write_meta("running")
+        task_manager = _task_manager(spec)
+        n_ck = len(checkpoints)
+        for ci, ck in enumerate(checkpoints, 1):
+            todo = [t for t in tasks if writer.done_rows(ck.name, t.name) is None]
+            for t in tasks:
+                if t not in todo:
+                    outcome.pairs.append(PairResult(ck.name, t.name, "reused"))
+            if not todo:
+                print(f"[{ci}/{n_ck}] {ck.name}: all {len(tasks)} tasks already finished in {out}", file=stream)
+                continue
+            print(f"[{ci}/{n_ck}] {ck.name}: loading {ck.model}" + (f" + adapter {ck.adapter}" if ck.adapter
+                                                                   else ""), file=stream)
+            lm = cached = None
+            t_load = time.monotonic()
+            try:
+                lm = build_lm(ck, spec)
+                if ck.kind == "hub":
+                    compute_content_hash(ck, hash_memo)
+                    _check_hash(previous, ck, writer)
+                writer.write_state("hashes", hash_memo)
+                timings.setdefault(ck.name, {})["load_s"] = round(time.monotonic() - t_load, 2)
+                rank = int(getattr(lm, "rank", 0) or 0)
+                chunk = None if spec.backend == "hf" or spec.vllm.data_parallel_size > 1 else 256
+                cached = ResumableLM(
+                    lm, f"{writer.request_cache_prefix(ck.name)}_rank{rank}.db",
+                    timings=writer.read_timings(ck.name),
+                    on_timings=lambda t, name=ck.name: writer.append_timings(name, t),
+                    chunk_size=chunk,
+                )
+                count_tokens = count_tokens_fn(lm)
+                has_template = bool(getattr(lm.tokenizer, "chat_template", None))
+                for ti, task in enumerate(todo, 1):
+                    if task.chat_template and not has_template:
+                        if task.chat_template_explicit:
+                            raise BenchError(
+                                f"task {task.name} asks for the chat template, but {ck.name}'s tokenizer has "
+                                f"none; set chat_template: false for this task or use a chat model")
+                        print(f"warning: {ck.name} has no chat template; {task.name} runs on the plain "
+                              f"prompt for it", file=stream)
+                    label = f"[{ci}/{n_ck}] {ck.name} [{ti}/{len(todo)}] {task.name}"
+                    progress = PairProgress(label=label, stream=stream) if rank == 0 else None
+                    cached.progress = progress
+                    t0 = time.monotonic()
+                    results, samples = evaluate_pair(lm, cached, task_manager, task, spec)
+                    if rank != 0:
+                        continue
+                    rows = sample_rows.rows_from_samples(
+                        samples, checkpoint=ck.name, task=task, count_tokens=count_tokens,
+                        seconds_for=cached.request_seconds, judge=judge,
+                    )
+                    sample_rows.save_lm_eval_outputs(writer.lm_eval_dir(ck.name), ck, task, results, samples)
+                    writer.write_pair(ck.name, task.name, rows)
+                    seconds = time.monotonic() - t0
+                    timings.setdefault(ck.name, {})[task.name] = round(seconds, 2)
+                    outcome.pairs.append(PairResult(ck.name, task.name, "done", len(rows), seconds,
+                                                    progress.cached if progress else 0))
+                    if progress:
+                        progress.finish(f" ({len(rows)} documents)")
+                    write_meta("running")
+            except KeyboardInterrupt:
+                raise
+            except BenchError as e:
+                if isinstance(e, DiskFullError):
+                    raise
+                errors[ck.name] = str(e)
+            except BackendError as e:
+                raise BenchError(str(e)) from e
+            except Exception as e:  # noqa: BLE001 — one checkpoint's failure must not lose the others
+                if _is_disk_full(e):
+                    raise _disk_full(out, e) from e
+                errors[ck.name] = _explain(ck, e)
+                (out / "errors.log").open("a", encoding="utf-8").write(
+                    f"--- {_utcnow()} checkpoint {ck.name}\n{traceback.format_exc()}\n")
+            finally:
+                if cached is not None:
+                    cached.close()
+                if lm is not None:
+                    _release(lm)
+            if ck.name in errors:
+                print(f"error: checkpoint {ck.name} failed: {errors[ck.name]} (the other checkpoints go on)",
+                      file=stream)
+                for t in todo:
+                    if writer.done_rows(ck.name, t.name) is None:
+                        outcome.pairs.append(PairResult(ck.name, t.name, "failed"))
+        outcome.errors = errors
+        outcome.metrics = finalize(writer, spec, tasks, checkpoints)
+        write_meta("complete" if not errors else "incomplete")
+    except OSError as e:
+        if _is_disk_full(e):
+            raise _disk_full(out, e) from e
+        raise
+    total = sum(p.seconds for p in outcome.pairs)
+    print(f"finished in {format_duration(total)} of evaluation; run directory: {out}", file=stream)
+    return outcome
+
+
+def _explain(ck: ResolvedCheckpoint, e: Exception) -> str:
+    text = f"{type(e).__name__}: {e}".strip()
+    if "out of memory" in text.lower():
+        return (f"out of memory ({text.splitlines()[0]}); try --batch-size 1, --load-in-4bit or a smaller "
+                f"--max-new-tokens, then run the same command again to resume")
+    return f"{text.splitlines()[0] if text else type(e).__name__} (traceback in errors.log)"
+
+
+def finalize(writer: RunWriter, spec: BenchSpec, tasks: list[PlannedTask],
+             checkpoints: list[ResolvedCheckpoint]) -> dict[str, Any]:
+    """Gather every finished pair into samples.parquet and compute metrics.json."""
+    import pandas as pd
+
+    from .metrics import compute_metrics
+
+    rows: list[dict[str, Any]] = []
+    finished = []
+    for ck in checkpoints:
+        for t in tasks:
+            got = writer.done_rows(ck.name, t.name)
+            if got is not None:
+                rows.extend(got)
+                if ck not in finished:
+                    finished.append(ck)
+    writer.write_samples(rows)
+    order = [{"name": c.name, "role": c.role} for c in lineage_order(finished)]
+    reference = spec.reference if spec.reference in [c.name for c in finished] else None
+    frame = pd.DataFrame(rows) if rows else pd.DataFrame(columns=["checkpoint", "task"])
+    metrics = compute_metrics(frame, order, reference=reference) if rows else {"per_task": [], "pairs": []}
+    writer.write_metrics(metrics)
+    return metrics
