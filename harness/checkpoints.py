@@ -111,7 +111,7 @@ def _hub_files(name: str, repo_id: str, revision: str | None) -> set[str] | None
             f"checkpoint {name!r}: {repo_id!r} does not exist on the Hugging Face hub (or is private: set "
             f"HF_TOKEN); for a local directory give a path such as ./{repo_id}"
         ) from e
-    except Exception:  # network trouble: let the loader try (it may use the cache) and report then
+    except Exception:  # noqa: BLE001 - network trouble: the loader tries again (maybe from cache) and reports
         return None
     return {s.rfilename for s in (info.siblings or [])}
 
@@ -139,7 +139,7 @@ def _hub_json(repo_id: str, filename: str, revision: str | None) -> dict[str, An
 
     try:
         path = hf_hub_download(repo_id, filename, revision=revision)
-    except Exception:
+    except Exception:  # noqa: BLE001 - an optional file (provenance): absent or unreachable means none
         return None
     return _read_json_file(Path(path), f"{filename} of {repo_id}")
 
@@ -289,14 +289,14 @@ def _adapter_weight_shapes(adapter_ref: str) -> dict[str, tuple[int, ...]]:
 
         try:
             path = Path(hf_hub_download(adapter_ref, "adapter_model.safetensors")).parent
-        except Exception:
+        except Exception:  # noqa: BLE001 - no shapes to check here; PEFT checks them when loading
             return {}
     st = path / "adapter_model.safetensors"
     if st.is_file():
         from safetensors import safe_open
 
         with safe_open(str(st), framework="pt") as fh:
-            return {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}
+            return {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}  # noqa: SIM118 - safe_open is not a dict
     binf = path / "adapter_model.bin"
     if binf.is_file():
         import torch
@@ -419,7 +419,7 @@ def _local_dir(ref: str, revision: str | None) -> Path | None:
 
     try:
         return Path(snapshot_download(ref, revision=revision, local_files_only=True))
-    except Exception:
+    except Exception:  # noqa: BLE001 - not in the local cache: no hash rather than no run
         return None
 
 

@@ -1,8 +1,8 @@
 """The steps of ``medbench demo``, one function each, so a step can be added (training, the report) as one call.
 
 The demo's second checkpoint is a LoRA adapter that a few dozen plain-PyTorch steps teach the GRPO recipe's
-``<reasoning>/<answer>`` layout, on the recipe's own training sources in the bundled sample data (GSM8K train
-and PubMedQA ``pqa_artificial`` stand-ins, never an evaluation document). It is evaluated without merging.
+``<reasoning>/<answer>`` layout, on the recipe's own training sources in the bundled sample data (GSM8K train,
+PubMedQA ``pqa_artificial`` and the train side of Health_Benchmarks; never an evaluation document). It is evaluated without merging.
 The difference the benchmark then shows is real and honest: format compliance rises, parseable answers
 appear, and accuracy stays where a two-layer random model can reach.
 """
@@ -19,17 +19,25 @@ DEMO_TASKS = (
     "medbench_pubmedqa", "medbench_pubmedqa_ll", "medbench_health_cardiology", "medbench_medical_cot",
     "medbench_gsm8k", "medbench_medmcqa", "medbench_medqa", "medbench_mmlu_medical",
 )
+#: The Health_Benchmarks specialties in the sample data (their train side of medbench's hash split trains the
+#: adapter; the evaluation task reads only the eval side).
+SAMPLE_HEALTH_SPECIALTIES = ("Cardiology", "Lab_Medicine", "Dermatology")
 #: The sample medical-o1 file has four rows; held out are the rows after the SFT slice, so take one for SFT.
 DEMO_TASK_METADATA = {"sft_train_rows": 1}
+
+
+#: Width of the demo's base model: at 64 a random two-layer model can't learn the answer layout in a few dozen
+#: steps (its logits stay nearly uniform); at 256 forty steps suffice, and generation costs about the same.
+DEMO_HIDDEN_SIZE = 256
 #: What the format adapter learns to write as its reasoning (short: the demo's token budget is small).
-FORMAT_REASONING = "The question is answered from the given facts."
+FORMAT_REASONING = "Short."
 
 
 def build_base(models_dir: Path, seed: int = 0) -> Path:
     """The demo's base checkpoint: a two-layer random Qwen2 with a BPE tokenizer trained on the bundled data."""
     from .tiny_models import build_tiny_model
 
-    return build_tiny_model(models_dir / "base", seed=seed)
+    return build_tiny_model(models_dir / "base", seed=seed, hidden_size=DEMO_HIDDEN_SIZE)
 
 
 def _format_examples(tokenizer: Any) -> list[tuple[list[int], list[int]]]:
@@ -37,8 +45,8 @@ def _format_examples(tokenizer: Any) -> list[tuple[list[int], list[int]]]:
     from medbench.tasks import prompts
     from medbench.trainers.data import grpo_rows
 
-    rows, _ = grpo_rows({"sources": ["gsm8k", "pubmedqa_artificial"], "data_dir": "sample",
-                         "max_context_chars": 1024})
+    rows, _ = grpo_rows({"sources": ["gsm8k", "pubmedqa_artificial", "health_benchmarks"], "data_dir": "sample",
+                         "max_context_chars": 1024, "health_specialties": list(SAMPLE_HEALTH_SPECIALTIES)})
     examples = []
     for row in rows:
         messages = [{"role": "system", "content": prompts.SYSTEM_PROMPT}, {"role": "user", "content": row["user"]}]
@@ -51,8 +59,9 @@ def _format_examples(tokenizer: Any) -> list[tuple[list[int], list[int]]]:
 
 
 def tune_format_adapter(base_dir: Path, out_dir: Path, *, steps: int = 40, seed: int = 0,
-                        lr: float = 3e-3) -> Path:
-    """Train a LoRA adapter (r 16 on every linear layer) on the answer layout; save it unmerged."""
+                        lr: float = 5e-3, norm_lr: float = 0.5) -> Path:
+    """Train a LoRA adapter (r 16 on every linear layer, plus the RMSNorm scales) on the answer layout, full
+    batch; save it unmerged. 40 steps take the loss from 7.7 (uniform) to about 0.2."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -75,7 +84,12 @@ def tune_format_adapter(base_dir: Path, out_dir: Path, *, steps: int = 40, seed:
         ids[i, : len(seq)] = torch.tensor(seq)
         labels[i, len(p): len(seq)] = torch.tensor(c)  # learn the completion only
         mask[i, : len(seq)] = 1
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
+    # A random two-layer model's logits are bounded by its final norm's scale (all ~1), so LoRA alone can't make
+    # the next token confident; the norms are trained too (PEFT's modules_to_save), with a larger step.
+    norms = [p for n, p in model.named_parameters() if p.requires_grad and "norm" in n]
+    others = [p for n, p in model.named_parameters() if p.requires_grad and "norm" not in n]
+    optimizer = torch.optim.AdamW([{"params": others, "lr": lr}, {"params": norms, "lr": norm_lr}],
+                                  weight_decay=0.0)
     model.train()
     start, loss_first, loss = time.monotonic(), None, None
     for _ in range(steps):
@@ -83,14 +97,14 @@ def tune_format_adapter(base_dir: Path, out_dir: Path, *, steps: int = 40, seed:
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
-        loss_first = loss_first if loss_first is not None else float(loss)
+        loss_first = loss_first if loss_first is not None else float(loss.detach())
     model.save_pretrained(str(out_dir))
     tokenizer.save_pretrained(str(out_dir))
     (out_dir / "medbench_demo_training.json").write_text(json.dumps({
         "what": "LoRA adapter taught the <reasoning>/<answer> layout (medbench demo)",
-        "data": "bundled sample data: GSM8K train + PubMedQA pqa_artificial stand-ins (no evaluation document)",
-        "steps": steps, "lr": lr, "examples": len(examples), "loss_first": loss_first,
-        "loss_last": float(loss) if loss is not None else None, "seconds": round(time.monotonic() - start, 1),
+        "data": "bundled sample data: GSM8K train, PubMedQA pqa_artificial, Health_Benchmarks train side",
+        "steps": steps, "lr": lr, "norm_lr": norm_lr, "examples": len(examples), "loss_first": loss_first,
+        "loss_last": float(loss.detach()) if loss is not None else None, "seconds": round(time.monotonic() - start, 1),
     }, indent=2))
     return out_dir
 

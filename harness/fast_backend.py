@@ -24,6 +24,8 @@ merge_lora          merge a ``peft=`` LoRA adapter into the weights for speed (d
 cuda_graphs         capture the decode step in CUDA graphs (default: on for CUDA)
 span_bucket         attention span granularity in tokens; one CUDA graph per bucket (default 256)
 prefill_tokens      most prompt tokens per prefill forward (default 16384)
+compile_layers      ``torch.compile`` each decoder layer (fuses its small kernels; the first generation pays
+                    the compilation, tens of seconds; bf16 rounding of fused kernels can differ from eager)
 score_tokens        most tokens per loglikelihood forward (default 16384)
 =================== =========================================================================================
 
@@ -49,7 +51,7 @@ from lm_eval.models.utils import (
 )
 from tqdm import tqdm
 
-from .slot_decoder import GenerationRequest, SlotDecoder, unsupported_reason
+from .slot_decoder import GenerationRequest, SlotDecoder, compile_decoder_layers, unsupported_reason
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,7 @@ class MedbenchFastLM(HFLM):
         span_bucket: int = 256,
         prefill_tokens: int = 16384,
         score_tokens: int = 16384,
+        compile_layers: bool = False,
         **kwargs,
     ) -> None:
         self._encoded: dict[str, list[int]] = {}  # tok_encode memo, filled for one loglikelihood call
@@ -91,6 +94,8 @@ class MedbenchFastLM(HFLM):
         self._unsupported = unsupported_reason(self.model) if self.backend == "causal" else "seq2seq model"
         if self._unsupported:
             log.warning("medbench-fast: %s; generation falls back to the stock hf path", self._unsupported)
+        elif compile_layers:
+            compile_decoder_layers(self.model)
 
     # ---- generation ---------------------------------------------------------------------------------------
     def _decoder(self) -> SlotDecoder:
@@ -103,14 +108,31 @@ class MedbenchFastLM(HFLM):
         )
 
     def _encode_prompts(self, contexts: list[str], max_ctx_len: int) -> list[list[int]]:
-        """Token ids exactly as ``HFLM.generate_until`` builds them (same special tokens, same left truncation),
-        without the padding."""
+        """Token ids as ``HFLM.tok_batch_encode`` builds them for generation (same special-token rule, same left
+        truncation to ``max_ctx_len``), minus the padding and the tensor round trip, which cost more than the
+        tokenisation itself. The special-token rule is applied per prompt (stock applies the first prompt's
+        to its whole batch; they differ only if some prompts start with BOS and others don't)."""
+        bos = getattr(self.tokenizer, "bos_token", None)
         out: list[list[int]] = []
-        for start in range(0, len(contexts), 512):
-            ids, mask = self.tok_batch_encode(
-                contexts[start : start + 512], left_truncate_len=max_ctx_len, truncation=self.truncation
-            )
-            out += [row[m.bool()].tolist() for row, m in zip(ids, mask)]
+        cut = 0
+        for start in range(0, len(contexts), 1024):
+            chunk = contexts[start : start + 1024]
+            with_bos = [has_bos_prefix(c, bos) for c in chunk]
+            encoded: list[list[int] | None] = [None] * len(chunk)
+            for starts_with_bos in (False, True):
+                idx = [i for i, b in enumerate(with_bos) if b == starts_with_bos]
+                if not idx:
+                    continue
+                special = ({"add_special_tokens": False} if starts_with_bos else
+                           {} if self.add_bos_token is None else {"add_special_tokens": self.add_bos_token})
+                ids = self.tokenizer([chunk[i] for i in idx], truncation=self.truncation, **special)["input_ids"]
+                for i, row in zip(idx, ids):
+                    encoded[i] = row[-max_ctx_len:]
+                    cut += len(row) > max_ctx_len
+            out += encoded  # type: ignore[arg-type]
+        if cut:
+            log.warning("%d prompts were longer than %d tokens and lost their beginning (left truncation, as the "
+                        "stock hf model does); raise max_length or lower max_gen_toks to keep them", cut, max_ctx_len)
         return out
 
     def _completion_text(self, cont_toks: list[int], until: list[str]) -> str:
@@ -275,6 +297,8 @@ class MedbenchFastLM(HFLM):
             layouts.append((tokens, offsets))
             width = max(width, len(tokens))
         n = len(rows)
+        # Few distinct shapes (attention libraries build a plan per shape), never past max_length positions.
+        width = max(width, min(-(-width // 64) * 64, self.max_length))
         ids = torch.full((n, width), self.tokenizer.pad_token_id or 0, dtype=torch.long)
         positions = torch.arange(width).repeat(n, 1)
         tree = any(len(tokens) > len(prefix) for (tokens, _), (prefix, _) in zip(layouts, rows))
@@ -286,8 +310,9 @@ class MedbenchFastLM(HFLM):
                 positions[r, off:end] = torch.arange(len(prefix), len(prefix) + len(cont) - 1)
                 if tree:
                     allowed[r, off:end, len(prefix) : off] = False  # a branch never sees earlier branches
-        kwargs: dict[str, Any] = {"position_ids": positions.to(self.device)}
-        if tree:
+        kwargs: dict[str, Any] = {}
+        if tree:  # branch tokens sit after earlier branches but take positions right after the prefix
+            kwargs["position_ids"] = positions.to(self.device)
             mask = torch.zeros(allowed.shape, dtype=self.model.dtype)
             mask.masked_fill_(~allowed, torch.finfo(self.model.dtype).min)
             kwargs["attention_mask"] = mask[:, None].to(self.device)

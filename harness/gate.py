@@ -257,13 +257,13 @@ def _test_detail(rule: Rule, test: stats.RegressionTest, alpha: float, p_adjuste
     ci = ""
     if lo is not None and hi is not None:
         lo, hi = sorted((sign * lo, sign * hi))
-        ci = f" [{int(round(test.confidence * 100))}% CI {100 * lo:+.1f}, {100 * hi:+.1f}]"
-    worse = "lower" if rule.spec.higher_is_better else "higher"
-    p_text = f"p={test.p_value:.3g}" + (f", Holm-adjusted p={p_adjusted:.3g}" if p_adjusted is not None else "")
+        ci = f" [{round(test.confidence * 100)}% CI {100 * lo:+.1f}, {100 * hi:+.1f}]"
+    p = test.p_value if p_adjusted is None else p_adjusted
+    p_text = f"p={test.p_value:.3g}" + (f", Holm-adjusted {p_adjusted:.3g}" if p_adjusted is not None else "")
     n = f"n={test.n_candidate}" if test.paired else f"n={test.n_candidate} vs {test.n_reference}"
     return (
-        f"Δ {100 * sign * test.diff:+.1f} pts{ci}; H1: {worse} by more than {100 * test.margin:.1f} pts: "
-        f"{p_text} vs α={alpha:g} ({test.method}, {n})"
+        f"Δ {100 * sign * test.diff:+.1f} pts{ci}; test for a {'drop' if sign > 0 else 'rise'} of more than "
+        f"{100 * test.margin:.1f} pts: {p_text} {'≤' if p <= alpha else '>'} α={alpha:g} ({test.method}, {n})"
     )
 
 

@@ -58,6 +58,21 @@ def effective_batch_size(spec: BenchSpec, device: str) -> int | str:
     return spec.batch_size
 
 
+def check_backend(spec: BenchSpec) -> None:
+    """Fail before any model is loaded when the chosen backend or loading mode can't run on this machine."""
+    if spec.backend == "vllm" and importlib.util.find_spec("vllm") is None:
+        raise BackendError("--backend vllm needs vLLM, which is not installed: pip install 'medbench[vllm]' "
+                           "(on a CUDA machine), or use --backend hf")
+    if spec.load_in_4bit:
+        import torch
+
+        if importlib.util.find_spec("bitsandbytes") is None:
+            raise BackendError("--load-in-4bit needs bitsandbytes, which is not installed: "
+                               "pip install bitsandbytes (it is part of the medbench[unsloth] extra)")
+        if not torch.cuda.is_available() or default_device(spec).startswith("cpu"):
+            raise BackendError("--load-in-4bit needs a CUDA GPU (bitsandbytes 4-bit kernels); on a CPU drop it")
+
+
 def build_lm(ck: ResolvedCheckpoint, spec: BenchSpec) -> Any:
     """An lm-eval ``LM`` for one checkpoint, loaded and ready to evaluate."""
     if spec.backend == "vllm":
@@ -72,10 +87,10 @@ def _build_hf(ck: ResolvedCheckpoint, spec: BenchSpec) -> Any:
         pass
 
     device = default_device(spec)
-    common: dict[str, Any] = dict(
-        batch_size=effective_batch_size(spec, device),
-        trust_remote_code=spec.trust_remote_code,
-    )
+    common: dict[str, Any] = {
+        "batch_size": effective_batch_size(spec, device),
+        "trust_remote_code": spec.trust_remote_code,
+    }
     if spec.load_in_4bit:
         model, tokenizer = _load_4bit(ck, spec, device)
         return TimedHFLM(pretrained=model, tokenizer=tokenizer, **common)
@@ -97,12 +112,6 @@ def _load_4bit(ck: ResolvedCheckpoint, spec: BenchSpec, device: str) -> tuple[An
     HFLM passes it, so the model is built here with a ``BitsAndBytesConfig`` and handed to HFLM.
     """
     import torch
-
-    if importlib.util.find_spec("bitsandbytes") is None:
-        raise BackendError("--load-in-4bit needs bitsandbytes, which is not installed: "
-                           "pip install bitsandbytes (it is part of the medbench[unsloth] extra)")
-    if not torch.cuda.is_available() or device.startswith("cpu"):
-        raise BackendError("--load-in-4bit needs a CUDA GPU (bitsandbytes 4-bit kernels); on a CPU drop it")
     from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
     compute = {"float16": torch.float16, "float32": torch.float32}.get(spec.dtype, torch.bfloat16)
@@ -122,9 +131,6 @@ def _load_4bit(ck: ResolvedCheckpoint, spec: BenchSpec, device: str) -> tuple[An
 
 
 def _build_vllm(ck: ResolvedCheckpoint, spec: BenchSpec) -> Any:
-    if importlib.util.find_spec("vllm") is None:
-        raise BackendError("--backend vllm needs vLLM, which is not installed: pip install 'medbench[vllm]' "
-                           "(on a CUDA machine), or use --backend hf")
     from lm_eval.models.vllm_causallms import VLLM
 
     class TimedVLLM(_TimedGenerate, VLLM):
@@ -139,18 +145,18 @@ def _build_vllm(ck: ResolvedCheckpoint, spec: BenchSpec) -> Any:
             from huggingface_hub import snapshot_download
 
             lora_path = snapshot_download(ck.adapter, revision=ck.revision)
-    kwargs: dict[str, Any] = dict(
-        pretrained=ck.model,
-        revision=ck.revision if ck.kind == "hub" else None,
-        tokenizer=ck.tokenizer,
-        dtype=spec.dtype,
-        trust_remote_code=spec.trust_remote_code,
-        batch_size=spec.batch_size,
-        tensor_parallel_size=spec.vllm.tensor_parallel_size,
-        data_parallel_size=spec.vllm.data_parallel_size,
-        gpu_memory_utilization=spec.vllm.gpu_memory_utilization,
-        seed=spec.seed,
-    )
+    kwargs: dict[str, Any] = {
+        "pretrained": ck.model,
+        "revision": ck.revision if ck.kind == "hub" else None,
+        "tokenizer": ck.tokenizer,
+        "dtype": spec.dtype,
+        "trust_remote_code": spec.trust_remote_code,
+        "batch_size": spec.batch_size,
+        "tensor_parallel_size": spec.vllm.tensor_parallel_size,
+        "data_parallel_size": spec.vllm.data_parallel_size,
+        "gpu_memory_utilization": spec.vllm.gpu_memory_utilization,
+        "seed": spec.seed,
+    }
     if spec.vllm.max_model_len:
         kwargs["max_model_len"] = spec.vllm.max_model_len
     if lora_path:

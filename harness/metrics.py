@@ -12,7 +12,8 @@ subgroup, e.g. a Health_Benchmarks specialty):
 field                       meaning
 =========================== ============================================================================
 checkpoint, task, group     identity (``group``: the task's group column, may be None)
-subgroup                    None = the whole task; else the subgroup value
+subgroup                    None = the whole task; else the subgroup value (no subgroup records when one
+                            subgroup covers the whole task, as for the per-specialty Health tasks)
 task_version                the task version the samples were graded with
 n                           documents scored
 n_correct, n_wrong,         outcome counts; the three add up to n. **Unparseable is its own outcome**:
@@ -68,7 +69,8 @@ Undefined numbers (no documents, no think layout, no judge) are ``None``, never 
 from __future__ import annotations
 
 import difflib
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -135,11 +137,11 @@ def _mean(values: np.ndarray) -> float | None:
     return float(values.mean()) if values.size else None
 
 
-def _lengths(group, token_col: str, word_col: str) -> tuple[str, np.ndarray]:
-    tokens = group[token_col]
-    if len(group) and tokens.notna().all():
+def _lengths(rows, token_col: str, word_col: str) -> tuple[str, np.ndarray]:
+    tokens = rows[token_col]
+    if len(rows) and tokens.notna().all():
         return "tokens", tokens.to_numpy(dtype=float)
-    return "words", group[word_col].to_numpy(dtype=float)
+    return "words", rows[word_col].to_numpy(dtype=float)
 
 
 def _judge_kind(kinds) -> str | None:
@@ -149,19 +151,19 @@ def _judge_kind(kinds) -> str | None:
     return kinds[0] if len(kinds) == 1 else "mixed"
 
 
-def _summary(group, ind, confidence: float) -> dict[str, Any]:
-    """Metrics of one group of samples (one checkpoint × task, or one subgroup of it)."""
-    n = len(group)
+def _summary(rows, ind, confidence: float) -> dict[str, Any]:
+    """Metrics of some samples (one checkpoint × task, a subgroup of it, or a task group)."""
+    n = len(rows)
     n_correct = int(ind["correct"].sum())
     n_unparseable = int(ind["unparseable"].sum())
     ci = stats.wilson_interval(n_correct, n, confidence)
-    reasoning_unit, reasoning = _lengths(group, "reasoning_tokens", "reasoning_words")
-    answer_unit, answer = _lengths(group, "answer_tokens", "answer_words")
+    reasoning_unit, reasoning = _lengths(rows, "reasoning_tokens", "reasoning_words")
+    answer_unit, answer = _lengths(rows, "answer_tokens", "answer_words")
     reasoning = reasoning[~np.isnan(reasoning)]
     answer = answer[~np.isnan(answer)]
     judged = ind["judge_agree"].notna()
     record: dict[str, Any] = {
-        "task_version": _first(group, "task_version"),
+        "task_version": _first(rows, "task_version"),
         "n": n,
         "n_correct": n_correct,
         "n_wrong": n - n_correct - n_unparseable,
@@ -180,16 +182,16 @@ def _summary(group, ind, confidence: float) -> dict[str, Any]:
         reasoning_tokens_p90=float(np.percentile(reasoning, 90)) if reasoning.size else None,
         answer_length_unit=answer_unit,
         answer_tokens_mean=float(answer.mean()) if answer.size else None,
-        judge_kind=_judge_kind(group["judge_kind"]) if "judge_kind" in group.columns else None,
+        judge_kind=_judge_kind(rows["judge_kind"]) if "judge_kind" in rows.columns else None,
         n_judged=int(judged.sum()),
     )
     return record
 
 
-def _first(group, column: str) -> Any:
-    if column not in group.columns:
+def _first(rows, column: str) -> Any:
+    if column not in rows.columns:
         return None
-    values = group[column].dropna()
+    values = rows[column].dropna()
     return _plain(values.iloc[0]) if len(values) else None
 
 
@@ -273,13 +275,12 @@ def compute_metrics(
             mask = ((frame["checkpoint"] == checkpoint) & (frame["task"] == task)).to_numpy()
             if not mask.any():
                 continue
-            group, ind = frame[mask], indicators[mask]
-            base = {"checkpoint": checkpoint, "task": task, "group": _first(group, "group")}
-            per_task.append({**base, "subgroup": None, **_summary(group, ind, confidence)})
-            if "subgroup" in group.columns:
-                for sub in sorted({_plain(s) for s in group["subgroup"].dropna().unique()}, key=str):
-                    sub_mask = (group["subgroup"] == sub).to_numpy()
-                    per_task.append({**base, "subgroup": sub, **_summary(group[sub_mask], ind[sub_mask], confidence)})
+            rows, ind = frame[mask], indicators[mask]
+            base = {"checkpoint": checkpoint, "task": task, "group": _first(rows, "group")}
+            per_task.append({**base, "subgroup": None, **_summary(rows, ind, confidence)})
+            for sub in _subgroups(rows):
+                sub_mask = (rows["subgroup"] == sub).to_numpy()
+                per_task.append({**base, "subgroup": sub, **_summary(rows[sub_mask], ind[sub_mask], confidence)})
 
     groups = _groups(frame, tasks)
     per_group: list[dict[str, Any]] = []
@@ -322,6 +323,17 @@ def compute_metrics(
         "per_group": per_group,
         "group_pairs": group_pairs,
     }
+
+
+def _subgroups(rows) -> list[Any]:
+    """Subgroup values of one task's rows, sorted; none when one subgroup covers the whole task (as for a
+    per-specialty Health task), since its record would repeat the task's."""
+    if "subgroup" not in rows.columns:
+        return []
+    values = sorted({_plain(s) for s in rows["subgroup"].dropna().unique()}, key=str)
+    if len(values) == 1 and rows["subgroup"].notna().all():
+        return []
+    return values
 
 
 def _groups(frame, tasks: list[str]) -> dict[str, list[str]]:

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import inspect
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from lm_eval.api.model import CacheHook, CachingLM, hash_args
 
@@ -27,7 +28,7 @@ REQUEST_TYPES = ("generate_until", "loglikelihood", "loglikelihood_rolling")
 
 
 class _Hook(CacheHook):
-    def __init__(self, owner: "ResumableLM") -> None:
+    def __init__(self, owner: ResumableLM) -> None:
         super().__init__(owner)
         self.owner = owner
 

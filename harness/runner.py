@@ -204,7 +204,6 @@ def _check_hash(previous: dict[str, Any] | None, ck: ResolvedCheckpoint, writer:
 
 def _task_manager(spec: BenchSpec):
     from lm_eval.tasks import TaskManager
-
     from medbench.tasks import registry
 
     metadata = dict(spec.task_metadata)
@@ -270,6 +269,13 @@ def _quiet_libraries(verbose: bool) -> None:
     datasets.disable_progress_bars()
 
 
+def _process_rank() -> int:
+    """This process's rank when started by ``accelerate launch`` / ``torchrun`` (0 otherwise)."""
+    import os
+
+    return int(os.environ.get("RANK", "0") or 0)
+
+
 def _is_disk_full(e: BaseException) -> bool:
     while e is not None:
         if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -285,8 +291,7 @@ def _disk_full(out: Path, e: BaseException) -> DiskFullError:
     )
 
 
-def _release(lm: Any) -> None:
-    del lm
+def _free_memory() -> None:
     gc.collect()
     try:
         import torch
@@ -299,164 +304,205 @@ def _release(lm: Any) -> None:
 
 def run_bench(spec: BenchSpec, *, stream: TextIO | None = None, verbose: bool = False,
               judge: Any = None) -> BenchOutcome:
-    """Run the bench described by ``spec``; return what finished and what failed (see module docstring)."""
-    from . import environment, sample_rows
-    from .lm_backends import BackendError, build_lm, count_tokens_fn
-    from .progress import PairProgress, format_duration
-    from .request_cache import ResumableLM
+    """Run the bench described by ``spec``; return what finished and what failed (see module docstring).
 
-    stream = stream or sys.stderr
+    Raises :class:`SpecError` / :class:`CheckpointError` before anything runs, :class:`BenchError` when the
+    run directory can't be used or the disk fills up (finished work kept).
+    """
     _quiet_libraries(verbose)
-    if not spec.output:
-        raise SpecError("no output directory: give --output RUN_DIR (or 'output' in the spec file)")
-    out = Path(spec.output)
-    tasks = plan_tasks(spec)
-    checkpoints = resolve_all(spec)
-    for ck in checkpoints:
-        for w in ck.warnings:
-            print(f"warning: checkpoint {ck.name}: {w}", file=stream)
+    run = _BenchRun(spec, stream or sys.stderr, judge)
+    run.prepare()
+    return run.execute()
 
-    if out.exists() and not out.is_dir():
-        raise BenchError(f"--output {out} is a file; give a directory for the run")
-    if out.is_dir() and any(out.iterdir()) and not (out / "run.json").exists() and not (out / "partial").exists():
-        raise BenchError(f"--output {out} is not empty and is not a medbench run directory; choose a new path")
-    try:
-        writer = RunWriter(out)
-        previous = writer.read_meta()
-    except RunDirError as e:
-        raise BenchError(f"{e}. If this directory was written by the same command, delete "
-                         f"{out / 'run.json'} and re-run: finished pairs in {out / 'partial'} are kept.") from e
-    except OSError as e:
-        if _is_disk_full(e):
-            raise _disk_full(out, e) from e
-        raise
-    if previous:
-        check_resumable(previous, spec, tasks, checkpoints, out)
 
-    hash_memo = writer.read_state("hashes")
-    for ck in checkpoints:
-        if ck.kind != "hub":
-            compute_content_hash(ck, hash_memo)
-            _check_hash(previous, ck, writer)
+class _BenchRun:
+    """One ``medbench bench`` invocation: prepare (plan, resolve, open the run dir), then each checkpoint."""
 
-    started_at = (previous or {}).get("started_at") or _utcnow()
-    timings: dict[str, Any] = dict((previous or {}).get("timings", {}))
-    errors: dict[str, str] = {}
-    outcome = BenchOutcome(run_dir=out)
+    def __init__(self, spec: BenchSpec, stream: TextIO, judge: Any) -> None:
+        self.spec, self.stream, self.judge = spec, stream, judge
+        if not spec.output:
+            raise SpecError("no output directory: give --output RUN_DIR (or 'output' in the spec file)")
+        self.out = Path(spec.output)
+        self.main_process = _process_rank() == 0  # under `accelerate launch` only rank 0 writes the run dir
+        self.errors: dict[str, str] = {}
+        self.outcome = BenchOutcome(run_dir=self.out)
 
-    def write_meta(status: str) -> None:
-        writer.write_meta({
-            "run_id": out.name,
+    def _say(self, text: str) -> None:
+        if self.main_process:
+            print(text, file=self.stream)
+
+    # -- before any model is loaded --------------------------------------------------------------------------
+    def prepare(self) -> None:
+        from . import environment
+        from .lm_backends import BackendError, check_backend
+
+        try:
+            check_backend(self.spec)
+        except BackendError as e:
+            raise SpecError(str(e)) from e
+        self.tasks = plan_tasks(self.spec)
+        self.checkpoints = resolve_all(self.spec)
+        for ck in self.checkpoints:
+            for w in ck.warnings:
+                self._say(f"warning: checkpoint {ck.name}: {w}")
+        out = self.out
+        if out.exists() and not out.is_dir():
+            raise BenchError(f"--output {out} is a file; give a directory for the run")
+        if out.is_dir() and any(out.iterdir()) and not (out / "run.json").exists() \
+                and not (out / "partial").exists():
+            raise BenchError(f"--output {out} is not empty and is not a medbench run directory; "
+                             f"choose a new path")
+        try:
+            self.writer = RunWriter(out)
+            self.previous = self.writer.read_meta()
+        except RunDirError as e:
+            raise BenchError(f"{e}. If this directory was written by the same command, delete "
+                             f"{out / 'run.json'} and re-run: finished pairs in {out / 'partial'} are kept.") from e
+        except OSError as e:
+            if _is_disk_full(e):
+                raise _disk_full(out, e) from e
+            raise
+        if self.previous:
+            check_resumable(self.previous, self.spec, self.tasks, self.checkpoints, out)
+        self.hash_memo = self.writer.read_state("hashes")
+        for ck in self.checkpoints:
+            if ck.kind != "hub":  # a hub model is hashed once it is downloaded, after loading
+                compute_content_hash(ck, self.hash_memo)
+                _check_hash(self.previous, ck, self.writer)
+        self.started_at = (self.previous or {}).get("started_at") or _utcnow()
+        self.timings: dict[str, Any] = dict((self.previous or {}).get("timings", {}))
+        self.env = environment.environment()
+
+    def write_meta(self, status: str) -> None:
+        if not self.main_process:
+            return
+        self.writer.write_meta({
+            "run_id": self.out.name,
             "status": status,
-            "started_at": started_at,
+            "started_at": self.started_at,
             "updated_at": _utcnow(),
             "command": " ".join(sys.argv),
-            "spec": spec.to_dict(),
-            "settings": _settings(spec),
-            "checkpoints": [c.to_meta() for c in lineage_order(checkpoints)],
-            "tasks": [t.to_meta() for t in tasks],
-            "environment": env,
-            "timings": timings,
-            "errors": errors,
+            "spec": self.spec.to_dict(),
+            "settings": _settings(self.spec),
+            "checkpoints": [c.to_meta() for c in lineage_order(self.checkpoints)],
+            "tasks": [t.to_meta() for t in self.tasks],
+            "environment": self.env,
+            "timings": self.timings,
+            "errors": self.errors,
         })
 
-    env = environment.environment()
-    try:
-        write_meta("running")
-        task_manager = _task_manager(spec)
-        n_ck = len(checkpoints)
-        for ci, ck in enumerate(checkpoints, 1):
-            todo = [t for t in tasks if writer.done_rows(ck.name, t.name) is None]
-            for t in tasks:
-                if t not in todo:
-                    outcome.pairs.append(PairResult(ck.name, t.name, "reused"))
-            if not todo:
-                print(f"[{ci}/{n_ck}] {ck.name}: all {len(tasks)} tasks already finished in {out}", file=stream)
-                continue
-            print(f"[{ci}/{n_ck}] {ck.name}: loading {ck.model}" + (f" + adapter {ck.adapter}" if ck.adapter
-                                                                   else ""), file=stream)
-            lm = cached = None
-            t_load = time.monotonic()
-            try:
-                lm = build_lm(ck, spec)
-                if ck.kind == "hub":
-                    compute_content_hash(ck, hash_memo)
-                    _check_hash(previous, ck, writer)
-                writer.write_state("hashes", hash_memo)
-                timings.setdefault(ck.name, {})["load_s"] = round(time.monotonic() - t_load, 2)
-                rank = int(getattr(lm, "rank", 0) or 0)
-                chunk = None if spec.backend == "hf" or spec.vllm.data_parallel_size > 1 else 256
-                cached = ResumableLM(
-                    lm, f"{writer.request_cache_prefix(ck.name)}_rank{rank}.db",
-                    timings=writer.read_timings(ck.name),
-                    on_timings=lambda t, name=ck.name: writer.append_timings(name, t),
-                    chunk_size=chunk,
-                )
-                count_tokens = count_tokens_fn(lm)
-                has_template = bool(getattr(lm.tokenizer, "chat_template", None))
-                for ti, task in enumerate(todo, 1):
-                    if task.chat_template and not has_template:
-                        if task.chat_template_explicit:
-                            raise BenchError(
-                                f"task {task.name} asks for the chat template, but {ck.name}'s tokenizer has "
-                                f"none; set chat_template: false for this task or use a chat model")
-                        print(f"warning: {ck.name} has no chat template; {task.name} runs on the plain "
-                              f"prompt for it", file=stream)
-                    label = f"[{ci}/{n_ck}] {ck.name} [{ti}/{len(todo)}] {task.name}"
-                    progress = PairProgress(label=label, stream=stream) if rank == 0 else None
-                    cached.progress = progress
-                    t0 = time.monotonic()
-                    results, samples = evaluate_pair(lm, cached, task_manager, task, spec)
-                    if rank != 0:
-                        continue
-                    rows = sample_rows.rows_from_samples(
-                        samples, checkpoint=ck.name, task=task, count_tokens=count_tokens,
-                        seconds_for=cached.request_seconds, judge=judge,
-                    )
-                    sample_rows.save_lm_eval_outputs(writer.lm_eval_dir(ck.name), ck, task, results, samples)
-                    writer.write_pair(ck.name, task.name, rows)
-                    seconds = time.monotonic() - t0
-                    timings.setdefault(ck.name, {})[task.name] = round(seconds, 2)
-                    outcome.pairs.append(PairResult(ck.name, task.name, "done", len(rows), seconds,
-                                                    progress.cached if progress else 0))
-                    if progress:
-                        progress.finish(f" ({len(rows)} documents)")
-                    write_meta("running")
-            except KeyboardInterrupt:
-                raise
-            except BenchError as e:
-                if isinstance(e, DiskFullError):
-                    raise
-                errors[ck.name] = str(e)
-            except BackendError as e:
-                raise BenchError(str(e)) from e
-            except Exception as e:  # noqa: BLE001 — one checkpoint's failure must not lose the others
-                if _is_disk_full(e):
-                    raise _disk_full(out, e) from e
-                errors[ck.name] = _explain(ck, e)
-                (out / "errors.log").open("a", encoding="utf-8").write(
-                    f"--- {_utcnow()} checkpoint {ck.name}\n{traceback.format_exc()}\n")
-            finally:
-                if cached is not None:
-                    cached.close()
-                if lm is not None:
-                    _release(lm)
-            if ck.name in errors:
-                print(f"error: checkpoint {ck.name} failed: {errors[ck.name]} (the other checkpoints go on)",
-                      file=stream)
-                for t in todo:
-                    if writer.done_rows(ck.name, t.name) is None:
-                        outcome.pairs.append(PairResult(ck.name, t.name, "failed"))
-        outcome.errors = errors
-        outcome.metrics = finalize(writer, spec, tasks, checkpoints)
-        write_meta("complete" if not errors else "incomplete")
-    except OSError as e:
-        if _is_disk_full(e):
-            raise _disk_full(out, e) from e
-        raise
-    total = sum(p.seconds for p in outcome.pairs)
-    print(f"finished in {format_duration(total)} of evaluation; run directory: {out}", file=stream)
-    return outcome
+    # -- the run ------------------------------------------------------------------------------------------
+    def execute(self) -> BenchOutcome:
+        from .progress import format_duration
+
+        try:
+            self.write_meta("running")
+            self.task_manager = _task_manager(self.spec)
+            for index, ck in enumerate(self.checkpoints, 1):
+                self._run_checkpoint(index, ck)
+                _free_memory()
+            self.outcome.errors = self.errors
+            if not self.main_process:
+                return self.outcome
+            self.outcome.metrics = finalize(self.writer, self.spec, self.tasks, self.checkpoints)
+            self.write_meta("complete" if not self.errors else "incomplete")
+        except OSError as e:
+            if _is_disk_full(e):
+                raise _disk_full(self.out, e) from e
+            raise
+        total = sum(p.seconds for p in self.outcome.pairs)
+        self._say(f"finished in {format_duration(total)} of evaluation; run directory: {self.out}")
+        return self.outcome
+
+    def _run_checkpoint(self, index: int, ck: ResolvedCheckpoint) -> None:
+        """Evaluate one checkpoint on its unfinished tasks; record (not raise) a failure of this checkpoint."""
+        head = f"[{index}/{len(self.checkpoints)}] {ck.name}"
+        todo = [t for t in self.tasks if self.writer.done_rows(ck.name, t.name) is None]
+        self.outcome.pairs += [PairResult(ck.name, t.name, "reused") for t in self.tasks if t not in todo]
+        if not todo:
+            self._say(f"{head}: all {len(self.tasks)} tasks already finished in {self.out}")
+            return
+        self._say(f"{head}: loading {ck.model}" + (f" + adapter {ck.adapter}" if ck.adapter else ""))
+        cached = None
+        try:
+            cached = self._load(ck)
+            for ti, task in enumerate(todo, 1):
+                self._run_pair(cached, ck, task, f"{head} [{ti}/{len(todo)}] {task.name}")
+        except KeyboardInterrupt:
+            raise
+        except DiskFullError:
+            raise
+        except BenchError as e:
+            self.errors[ck.name] = str(e)
+        except Exception as e:
+            if _is_disk_full(e):
+                raise _disk_full(self.out, e) from e
+            self.errors[ck.name] = _explain(ck, e)
+            if self.main_process:
+                with (self.out / "errors.log").open("a", encoding="utf-8") as log:
+                    log.write(f"--- {_utcnow()} checkpoint {ck.name}\n{traceback.format_exc()}\n")
+        finally:
+            if cached is not None:
+                cached.close()
+        if ck.name in self.errors:
+            self._say(f"error: checkpoint {ck.name} failed: {self.errors[ck.name]} (the other checkpoints go on)")
+            self.outcome.pairs += [PairResult(ck.name, t.name, "failed") for t in todo
+                                   if self.writer.done_rows(ck.name, t.name) is None]
+
+    def _load(self, ck: ResolvedCheckpoint) -> Any:
+        """Load the model (lm-eval LM) and wrap it in the resumable request cache."""
+        from .lm_backends import build_lm
+        from .request_cache import ResumableLM
+
+        t_load = time.monotonic()
+        lm = build_lm(ck, self.spec)
+        if ck.kind == "hub":
+            compute_content_hash(ck, self.hash_memo)
+            _check_hash(self.previous, ck, self.writer)
+        if self.main_process:
+            self.writer.write_state("hashes", self.hash_memo)
+        self.timings.setdefault(ck.name, {})["load_s"] = round(time.monotonic() - t_load, 2)
+        rank = int(getattr(lm, "rank", 0) or 0)
+        # vLLM reports results only when a call returns: feed it chunks so a crash loses at most one chunk
+        chunk = None if self.spec.backend == "hf" or self.spec.vllm.data_parallel_size > 1 else 256
+        return ResumableLM(
+            lm, f"{self.writer.request_cache_prefix(ck.name)}_rank{rank}.db",
+            timings=self.writer.read_timings(ck.name),
+            on_timings=lambda t, name=ck.name: self.writer.append_timings(name, t),
+            chunk_size=chunk,
+        )
+
+    def _run_pair(self, cached: Any, ck: ResolvedCheckpoint, task: PlannedTask, label: str) -> None:
+        from . import sample_rows
+        from .lm_backends import count_tokens_fn
+        from .progress import PairProgress
+
+        lm = cached.lm
+        if task.chat_template and not getattr(lm.tokenizer, "chat_template", None):
+            if task.chat_template_explicit:
+                raise BenchError(f"task {task.name} asks for the chat template, but {ck.name}'s tokenizer has "
+                                 f"none; set chat_template: false for this task or use a chat model")
+            self._say(f"warning: {ck.name} has no chat template; {task.name} runs on the plain prompt for it")
+        rank = int(getattr(lm, "rank", 0) or 0)
+        progress = PairProgress(label=label, stream=self.stream) if rank == 0 else None
+        cached.progress = progress
+        t0 = time.monotonic()
+        results, samples = evaluate_pair(lm, cached, self.task_manager, task, self.spec)
+        if rank != 0:
+            return
+        rows = sample_rows.rows_from_samples(
+            samples, checkpoint=ck.name, task=task, count_tokens=count_tokens_fn(lm),
+            seconds_for=cached.request_seconds, judge=self.judge,
+        )
+        sample_rows.save_lm_eval_outputs(self.writer.lm_eval_dir(ck.name), ck, task, results, samples)
+        self.writer.write_pair(ck.name, task.name, rows)
+        seconds = time.monotonic() - t0
+        self.timings.setdefault(ck.name, {})[task.name] = round(seconds, 2)
+        self.outcome.pairs.append(PairResult(ck.name, task.name, "done", len(rows), seconds,
+                                             progress.cached if progress else 0))
+        if progress:
+            progress.finish(f" ({len(rows)} documents)")
+        self.write_meta("running")
 
 
 def _explain(ck: ResolvedCheckpoint, e: Exception) -> str:

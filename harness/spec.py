@@ -29,9 +29,10 @@ from __future__ import annotations
 
 import difflib
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 BACKENDS = ("hf", "vllm")

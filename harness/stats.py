@@ -11,13 +11,17 @@ Why these methods
   so most of the per-question variation cancels; only discordant questions (fixed / broken) carry information.
   The CI is a paired bootstrap (resampling documents), the test the exact McNemar test (a binomial test on the
   discordant pairs), which is exact at any sample size.
-* **Different documents: unpaired.** Newcombe's hybrid score interval (Newcombe 1998, method 10) for the CI and
-  the Miettinen-Nurminen score test for the (non-inferiority) test, both from statsmodels.
+* **Different documents: unpaired.** Newcombe's hybrid score interval (Newcombe 1998, method 10, statsmodels)
+  for the CI; Fisher's exact test (scipy) without a margin, the Miettinen-Nurminen score test with one
+  (written here: statsmodels' version has a known bug for non-zero margins, statsmodels#10269).
 * **Regression tests with a margin.** The gate asks "is the candidate worse than the baseline by more than
   ``margin``?" (one-sided). Paired with ``margin == 0`` that is the exact one-sided McNemar test. Paired with
   ``margin > 0`` no exact conditional test exists; we use Tango's score test (Tango 1998, *Stat Med*
   17:891-908), the standard asymptotic test for a difference of paired proportions against a non-zero value,
-  because neither scipy nor statsmodels ships one. Unpaired: Miettinen-Nurminen via statsmodels.
+  because neither scipy nor statsmodels ships one. Unpaired: Fisher's exact test at ``margin == 0``,
+  Miettinen-Nurminen above. Exact tests at margin 0 keep the false-alarm rate on identical checkpoints at or
+  below alpha at any n (benchmarks/gate_simulation.py measures it); with a margin, identical checkpoints lie
+  inside H0 and false alarms are far rarer still.
 * **Several rules at once: Holm.** Uniformly more powerful than Bonferroni and valid under any dependence
   between the rules (several metrics of one run are strongly dependent).
 
@@ -29,9 +33,8 @@ per-document outcomes are 0/1 (or bool) and aligned by document for paired funct
 from __future__ import annotations
 
 import math
-import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -258,33 +261,69 @@ def unpaired_regression_test(
 ) -> RegressionTest:
     """The same question as :func:`paired_regression_test` when the two runs scored different documents.
 
-    Miettinen-Nurminen score test of H0: p_cand - p_ref >= -margin (statsmodels ``test_proportions_2indep``,
-    ``method="score"``), with Newcombe's CI of the difference.
+    ``margin == 0``: Fisher's exact test, one-sided (exact, so its false-alarm rate never exceeds alpha).
+    ``margin > 0``: Miettinen-Nurminen score test of H0: p_cand - p_ref >= -margin
+    (:func:`miettinen_nurminen_p`). The reported CI is Newcombe's.
     """
-    from statsmodels.stats.proportion import test_proportions_2indep
-
     _check_margin(margin)
     ref = _binary(reference, "reference")
     cand = _binary(candidate, "candidate")
     if ref.size == 0 or cand.size == 0:
         raise ValueError(f"need documents on both sides, got {ref.size} reference and {cand.size} candidate")
     k_ref, k_cand = int(ref.sum()), int(cand.sum())
-    with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
-        warnings.simplefilter("ignore", RuntimeWarning)
-        result = test_proportions_2indep(
-            k_cand, cand.size, k_ref, ref.size, value=-margin, method="score", compare="diff",
-            alternative="smaller",
-        )
-    p = float(result.pvalue)
-    if math.isnan(p):  # both samples all-correct (or all-wrong) at margin 0: zero variance, no evidence
-        p = 1.0
+    if margin == 0.0:
+        from scipy.stats import fisher_exact
+
+        method = "Fisher exact test, one-sided (unpaired)"
+        table = [[k_cand, cand.size - k_cand], [k_ref, ref.size - k_ref]]
+        p = float(fisher_exact(table, alternative="less").pvalue)  # candidate's odds of correct are lower
+    else:
+        method = "Miettinen-Nurminen score test, one-sided (unpaired)"
+        p = miettinen_nurminen_p(k_cand, int(cand.size), k_ref, int(ref.size), -margin)
     ci = newcombe_diff_interval(k_cand, cand.size, k_ref, ref.size, confidence)
     return RegressionTest(
-        method="Miettinen-Nurminen score test, one-sided (unpaired)", paired=False,
+        method=method, paired=False,
         n_reference=int(ref.size), n_candidate=int(cand.size), reference_rate=k_ref / ref.size,
         candidate_rate=k_cand / cand.size, diff=k_cand / cand.size - k_ref / ref.size, margin=margin,
-        p_value=p, ci_low=ci[0] if ci else None, ci_high=ci[1] if ci else None, confidence=confidence,
+        p_value=min(p, 1.0), ci_low=ci[0] if ci else None, ci_high=ci[1] if ci else None, confidence=confidence,
     )
+
+
+def miettinen_nurminen_p(k_cand: int, n_cand: int, k_ref: int, n_ref: int, null_diff: float) -> float:
+    """Lower-tail p-value of the Miettinen-Nurminen score test of H0: p_cand - p_ref = ``null_diff`` against
+    H1: p_cand - p_ref < ``null_diff`` (independent samples).
+
+    The restricted MLE is the Farrington-Manning closed-form root of the likelihood's cubic. Written here
+    rather than called from statsmodels because statsmodels' ``test_proportions_2indep(method="score",
+    compare="diff")`` has a wrong cubic coefficient whenever the null difference is not 0
+    (statsmodels/statsmodels#10269, open at 0.15.0).
+    """
+    from scipy.stats import norm
+
+    if not -1.0 < null_diff < 1.0:
+        raise ValueError(f"null_diff must lie in (-1, 1), got {null_diff}")
+    if n_cand <= 0 or n_ref <= 0 or not (0 <= k_cand <= n_cand and 0 <= k_ref <= n_ref):
+        raise ValueError(f"need 0 <= k <= n > 0 on both sides, got {k_cand}/{n_cand} and {k_ref}/{n_ref}")
+    p1, p2, d = k_cand / n_cand, k_ref / n_ref, float(null_diff)
+    theta = n_ref / n_cand
+    a = 1.0 + theta
+    b = -(1.0 + theta + p1 + theta * p2 + d * (theta + 2.0))
+    c = d * d + d * (2.0 * p1 + theta + 1.0) + p1 + theta * p2
+    e = -p1 * d * (1.0 + d)
+    v = b**3 / (27.0 * a**3) - b * c / (6.0 * a * a) + e / (2.0 * a)
+    u_sq = max(b * b / (9.0 * a * a) - c / (3.0 * a), 0.0)
+    u = math.copysign(math.sqrt(u_sq), v)
+    if u == 0.0:
+        p1_null = -b / (3.0 * a)
+    else:
+        w = (math.pi + math.acos(max(-1.0, min(1.0, v / u**3)))) / 3.0
+        p1_null = 2.0 * u * math.cos(w) - b / (3.0 * a)
+    p2_null = p1_null - d
+    n = n_cand + n_ref
+    variance = (p1_null * (1 - p1_null) / n_cand + p2_null * (1 - p2_null) / n_ref) * n / (n - 1)
+    if variance <= 0.0:
+        return 1.0  # both samples at the same extreme: no evidence of a drop
+    return float(norm.cdf((p1 - p2 - d) / math.sqrt(variance)))
 
 
 def holm_adjust(p_values: Sequence[float]) -> list[float]:

@@ -7,7 +7,8 @@ format failure apart from a reasoning failure.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 
 def _pct(x: float | None, digits: int = 1) -> str:

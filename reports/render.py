@@ -15,6 +15,7 @@ bench wrote them. Where a per-sample view is needed (the browser, length distrib
 from __future__ import annotations
 
 import base64
+import bisect
 import hashlib
 import json
 import math
@@ -66,6 +67,16 @@ def _is_overall(row: dict[str, Any]) -> bool:
     return sub is None or sub == "" or (isinstance(sub, float) and math.isnan(sub))
 
 
+def _flag(v: Any) -> int:
+    """1 for a true flag (bool, numpy bool, 1), 0 for false or missing (None, NaN, pandas NA)."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return 0
+    try:
+        return 1 if bool(v) else 0
+    except TypeError:  # pandas NA refuses bool()
+        return 0
+
+
 def pct(x: Any, digits: int = 1) -> str:
     v = _num(x)
     return "—" if v is None else f"{v * 100:.{digits}f}%"
@@ -78,8 +89,10 @@ def pts(x: Any) -> str:
 
 
 def _clean(v: Any) -> Any:
-    """JSON-safe: NaN → None, numpy scalars → Python, sequences → lists."""
-    if v is None:
+    """JSON-safe: NaN / pandas NA → None, numpy scalars → Python, sequences → lists."""
+    if type(v) is str:
+        return v
+    if v is None or type(v).__name__ in ("NAType", "NaTType"):
         return None
     if isinstance(v, float):
         return v if math.isfinite(v) else None
@@ -110,12 +123,15 @@ def csp_hash(text: str) -> str:
 _ASTRAL = re.compile("[\U00010000-\U0010FFFF]")
 
 
-def _utf16_index(text: str, index: int) -> int:
+def _utf16_offsets(text: str) -> Callable[[int], int]:
     """Python indexes code points; JavaScript strings index UTF-16 units, where a character outside the Basic
-    Multilingual Plane (an emoji) takes two. Convert for the browser."""
-    if index <= 0 or text.isascii() or not _ASTRAL.search(text, 0, index):
-        return index
-    return len(text[:index].encode("utf-16-le")) // 2
+    Multilingual Plane (an emoji) takes two. Returns a converter for offsets into ``text``, for the browser."""
+    if text.isascii():
+        return lambda i: i
+    astral = [m.start() for m in _ASTRAL.finditer(text)]
+    if not astral:
+        return lambda i: i
+    return lambda i: i + bisect.bisect_left(astral, i)
 
 
 # -- combining runs ------------------------------------------------------------------------------------------------
@@ -318,7 +334,7 @@ def _checkpoint_view(c: dict[str, Any], key: str, run_id: str, colour: str) -> C
     return CheckpointView(
         key=key, name=str(c["name"]), run_id=run_id, role=str(c.get("role") or prov.get("role") or ""),
         source=source, provenance=inline,
-        provenance_json=json.dumps(prov, indent=1, default=str, ensure_ascii=False) if prov else "",
+        provenance_json=json.dumps(prov, indent=1, default=str, ensure_ascii=False) if set(prov) - {"role"} else "",
         content_hash=str(c.get("content_hash") or c.get("hash") or ""), colour=colour,
         warnings=[str(w) for w in c.get("warnings") or []],
     )
@@ -505,6 +521,10 @@ def summary_table(c: Combined) -> dict[str, Any]:
             })
         if rows:
             groups.append({"task": task, "rows": rows})
+    reference_keys = {p["reference"] for p in c.pairs}
+    for g in groups:
+        for row in g["rows"]:
+            row["is_reference"] = row["ck"].key in reference_keys
     references = sorted({p["reference"] for p in c.pairs})
     return {"groups": groups, "has_judge": has_judge, "has_think": has_think, "alpha": ALPHA,
             "reference": references[0] if len(references) == 1 else None,
@@ -519,15 +539,16 @@ def _spans(completion: str, layout: Any, reasoning_fn: Callable[[str, str], Any]
     if layout not in ("xml", "think") or not completion:
         return None, None
     parsed = reasoning_fn(completion, layout)
+    to_js = _utf16_offsets(completion)
     r_span = a_span = None
     if parsed.reasoning:
         i = completion.find(parsed.reasoning)
         if i >= 0:
-            r_span = [_utf16_index(completion, i), _utf16_index(completion, i + len(parsed.reasoning))]
+            r_span = [to_js(i), to_js(i + len(parsed.reasoning))]
     if parsed.answer:
         j = completion.rfind(parsed.answer)
         if j >= 0:
-            a_span = [_utf16_index(completion, j), _utf16_index(completion, j + len(parsed.answer))]
+            a_span = [to_js(j), to_js(j + len(parsed.answer))]
     return r_span, a_span
 
 
@@ -577,8 +598,8 @@ def browser_payload(c: Combined) -> dict[str, Any]:
             sub = cols["subgroup"][i]
             q = {
                 "t": task_index[task], "id": ident, "q": question, "y": _clean(cols["target"][i]),
-                "g": sub if isinstance(sub, str) and sub else None, "s": 1 if cols["showcase"][i] is True or
-                cols["showcase"][i] == 1 else 0, "f": [], "c": [None] * len(keys),
+                "g": sub if isinstance(sub, str) and sub else None, "s": _flag(cols["showcase"][i]), "f": [],
+                "c": [None] * len(keys),
             }
             questions[qkey] = q
             order.append(qkey)
@@ -601,8 +622,8 @@ def browser_payload(c: Combined) -> dict[str, Any]:
             "o": outcome_index.get(cols["outcome"][i], 2),
             "x": _clean(cols["extracted"][i]), "src": _clean(cols["answer_source"][i]),
             "txt": text, "r": r_span, "a": a_span,
-            "fs": 1 if cols["format_strict"][i] is True else 0, "fo": 1 if cols["format_soft"][i] is True else 0,
-            "tr": 1 if cols["truncated"][i] is True else 0,
+            "fs": _flag(cols["format_strict"][i]), "fo": _flag(cols["format_soft"][i]),
+            "tr": _flag(cols["truncated"][i]),
             "len": int(tokens) if tokens is not None else (int(words) if words is not None else None),
             "j": judge, "n": _clean(notes) or [],
         }

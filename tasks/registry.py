@@ -138,7 +138,9 @@ def _index() -> tuple[dict[str, TaskSpec], dict[str, list[str]]]:
             except Exception as e:
                 raise _bad(path, f"lm-eval cannot read this task YAML: {e}") from e
             if "task" in cfg or "group" in cfg:
-                raise _bad(path, "lm-eval did not index this task YAML: is its task or group name a duplicate?")
+                raise _bad(
+                    path, "lm-eval did not index this task YAML: is its task or group name a duplicate?"
+                )
 
     kinds = {name: e.kind.name for name, e in entries.items()}
 

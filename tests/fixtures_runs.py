@@ -13,8 +13,9 @@ fixture in conftest.py wraps it with a tmp_path.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from medbench.harness.metrics import compute_metrics
 from medbench.harness.rundir import SAMPLE_COLUMNS, Run, RunWriter

@@ -6,14 +6,12 @@ import json
 import textwrap
 
 import pytest
-
 from medbench.harness.checkpoints import (
     CheckpointError,
     compute_content_hash,
     resolve_checkpoint,
 )
 from medbench.harness.spec import CheckpointSpec, SpecError, build_spec, load_spec_file, parse_checkpoint_arg
-
 
 # -- spec -------------------------------------------------------------------------------------------------
 

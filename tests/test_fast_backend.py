@@ -13,11 +13,10 @@ import pytest
 import torch
 
 lm_eval = pytest.importorskip("lm_eval")
-from lm_eval.api.instance import Instance  # noqa: E402
-from lm_eval.models.huggingface import HFLM  # noqa: E402
-
-from medbench.harness.fast_backend import MedbenchFastLM  # noqa: E402
-from medbench.harness.slot_decoder import unsupported_reason  # noqa: E402
+from lm_eval.api.instance import Instance
+from lm_eval.models.huggingface import HFLM
+from medbench.harness.fast_backend import MedbenchFastLM
+from medbench.harness.slot_decoder import unsupported_reason
 
 PROMPTS = [
     "Question: is aspirin a non-steroidal anti-inflammatory drug?\nAnswer:",

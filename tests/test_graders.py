@@ -12,7 +12,6 @@ import time
 from dataclasses import dataclass
 
 import pytest
-
 from medbench.tasks.graders import (
     OUTCOMES,
     GradeRecord,
@@ -65,8 +64,8 @@ class Expect:
 
 def _strict_ok(value: str) -> dict:
     """A completion that did everything as asked and was right."""
-    return dict(extracted=value, source="answer_tag", strict=value, strict_correct=True,
-                format_strict=True, format_soft=True)
+    return {"extracted": value, "source": "answer_tag", "strict": value, "strict_correct": True,
+            "format_strict": True, "format_soft": True}
 
 
 LONG = "The patient has a fever. " * 4000  # 100,000 characters of reasoning
@@ -332,11 +331,11 @@ def test_free_text_without_judge_names_the_fix():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(target="perhaps", answer="yesno"), "yes/no/maybe target expected"),
-        (dict(target="F", answer="choice"), "answer letter A/B/C/D expected"),
-        (dict(target="eighteen", answer="number"), "numeric target expected"),
-        (dict(target="nan", answer="number"), "numeric target expected"),
-        (dict(target="yes", answer="yesn"), "Did you mean 'yesno'"),
+        ({"target": "perhaps", "answer": "yesno"}, "yes/no/maybe target expected"),
+        ({"target": "F", "answer": "choice"}, "answer letter A/B/C/D expected"),
+        ({"target": "eighteen", "answer": "number"}, "numeric target expected"),
+        ({"target": "nan", "answer": "number"}, "numeric target expected"),
+        ({"target": "yes", "answer": "yesn"}, "Did you mean 'yesno'"),
     ],
     ids=["yesno-target", "choice-target", "number-target", "nan-target", "unknown-answer-type"],
 )

@@ -9,7 +9,6 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from medbench.tasks.graders import OUTCOMES, grade, region_answer, xml_tag_score
 
 TAGS = ["<reasoning>", "</reasoning>", "<answer>", "</answer>", "<think>", "</think>", "\n", " ", "yes", "No.",

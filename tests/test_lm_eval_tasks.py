@@ -123,8 +123,12 @@ def test_a_task_yaml_lm_eval_cannot_read_is_an_error_not_a_missing_task(scratch_
 
 
 def test_a_task_without_medbench_metadata_is_refused(scratch_registry):
-    (scratch_registry / "t.yaml").write_text("task: medbench_x\noutput_type: generate_until\nmetadata:\n  version: 1\n")
-    with pytest.raises(registry.TaskConfigError, match=r"t.yaml: metadata.layout is None; expected one of xml, think"):
+    (scratch_registry / "t.yaml").write_text(
+        "task: medbench_x\noutput_type: generate_until\nmetadata:\n  version: 1\n"
+    )
+    with pytest.raises(
+        registry.TaskConfigError, match=r"t.yaml: metadata.layout is None; expected one of xml, think"
+    ):
         registry.list_tasks()
     (scratch_registry / "t.yaml").write_text("task: medbench_x\n")
     with pytest.raises(registry.TaskConfigError, match="needs a metadata block with a version"):
@@ -133,7 +137,6 @@ def test_a_task_without_medbench_metadata_is_refused(scratch_registry):
 
 def test_a_bad_data_dir_reaches_the_lm_eval_user_as_a_data_error():
     from lm_eval.tasks import TaskManager
-
     from medbench.tasks.loaders import DataError
 
     manager = TaskManager(
@@ -141,7 +144,9 @@ def test_a_bad_data_dir_reaches_the_lm_eval_user_as_a_data_error():
         include_defaults=False,
         metadata={"data_dir": "/nonexistent/medbench-data"},
     )
-    with pytest.raises(DataError, match=r"/nonexistent/medbench-data \(from metadata data_dir\) does not exist"):
+    with pytest.raises(
+        DataError, match=r"/nonexistent/medbench-data \(from metadata data_dir\) does not exist"
+    ):
         manager.load(["medbench_gsm8k"])
 
 
@@ -381,7 +386,7 @@ def test_every_task_runs_end_to_end_on_the_tiny_model(tiny_model_dir, task_manag
             )
         assert out["versions"][spec.name] == 1
         samples = out["samples"][spec.name]
-        assert len(samples) == (1 if spec.name == "medbench_medical_cot" else 2)
+        assert len(samples) == (1 if spec.family in ("medical_cot", "health") else 2)  # sample data sizes
         for sample in samples:  # the raw completion is kept, and the doc carries what the harness re-grades
             raw = sample["resps"][0][0]
             info = scoring.doc_info(spec, sample["doc"])

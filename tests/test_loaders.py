@@ -437,3 +437,45 @@ def test_invalid_json_line_is_located(sample_copy):
     path.write_text(path.read_text() + "{not json\n")
     with pytest.raises(DataError, match=r"GSM8K: .*test.jsonl, row 4 \(line\): not valid JSON"):
         loaders.load_gsm8k(data_dir=sample_copy)
+
+
+# --- Health_Benchmarks: the held-out side of medbench's fixed split -------------------------------------------
+
+
+def test_health_sides_partition_each_specialty_by_the_shared_split_rule():
+    from medbench.tasks.splits import health_split
+
+    for specialty in ("Cardiology", "Lab_Medicine", "Dermatology"):
+        every = _docs(loaders.load_health(specialty, data_dir=SAMPLE_DATA_DIR))
+        sides = {
+            side: _docs(loaders.load_health(specialty, data_dir=SAMPLE_DATA_DIR, health_split=side))
+            for side in ("eval", "train")
+        }
+        assert sides["eval"] and all(health_split(d["Questions"]) == "eval" for d in sides["eval"])
+        assert sorted(d["doc_key"] for d in sides["eval"] + sides["train"]) == sorted(
+            d["doc_key"] for d in every
+        )
+
+
+def test_health_task_yaml_scores_the_eval_side_only():
+    from lm_eval.tasks import TaskManager
+    from medbench.tasks import registry
+    from medbench.tasks.splits import health_split
+
+    manager = TaskManager(
+        include_path=str(registry.include_path()),
+        include_defaults=False,
+        metadata={"data_dir": str(SAMPLE_DATA_DIR)},
+    )
+    task = manager.load(["medbench_health_lab_medicine"])["tasks"]["medbench_health_lab_medicine"]
+    docs = list(task.test_docs())
+    assert len(docs) == 1 and {health_split(d["Questions"]) for d in docs} == {"eval"}
+
+
+def test_health_side_with_no_questions_and_unknown_side(sample_copy):
+    path = sample_copy / "health_benchmarks" / "Cardiology.jsonl"
+    path.write_text(path.read_text().splitlines()[0] + "\n")  # one train-side question only
+    with pytest.raises(DataError, match=r"none of its 1 questions is on the 'eval' side"):
+        loaders.load_health("Cardiology", data_dir=sample_copy, health_split="eval")
+    with pytest.raises(DataError, match=r"health_split 'test' is not one of eval, train, all"):
+        loaders.load_health("Cardiology", data_dir=sample_copy, health_split="test")

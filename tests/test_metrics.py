@@ -8,11 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from fixtures_runs import rows_from_outcomes, sample_row
-from statsmodels.stats.proportion import proportion_confint
-
 from medbench.harness import stats
 from medbench.harness.metrics import compute_metrics, metrics_for_run
 from medbench.harness.rundir import load_run
+from statsmodels.stats.proportion import proportion_confint
 
 T, F = True, False
 
@@ -100,6 +99,12 @@ def test_subgroup_records(metrics):
     # whole-task record comes first, then subgroups sorted by name
     order = [(r["task"], r["subgroup"]) for r in metrics["per_task"] if r["checkpoint"] == "base"]
     assert order[:3] == [("pubmedqa", None), ("pubmedqa", "cardio"), ("pubmedqa", "neuro")]
+
+
+def test_single_subgroup_covering_the_task_adds_no_duplicate_record():
+    rows = rows_from_outcomes("a", "health_cardiology", "CW", subgroup="cardiology")
+    out = compute_metrics(pd.DataFrame(rows), ["a"])
+    assert [r["subgroup"] for r in out["per_task"]] == [None]
 
 
 def test_judge_agreement(metrics):

@@ -301,3 +301,21 @@ def test_collapsible_spans_are_utf16_offsets_of_the_graders_regions(fixture_run)
                     assert units[2 * span[0]:2 * span[1]].decode("utf-16-le") == expected
             checked_astral += cell["a"] is not None and "\U0001fa7a" in cell["txt"]
     assert checked_astral > 0  # the fixture's 🩺 sits before some answers
+
+
+def test_minimal_single_checkpoint_run_renders_without_optional_parts(tmp_path):
+    """One checkpoint, one task, no judge, no subgroups, no provenance: nothing to compare, nothing invented."""
+    from fixtures_runs import rows_from_outcomes, write_run
+
+    rows = rows_from_outcomes("only", "pubmedqa", "CCWU", completion=XSS, question=None)
+    root = write_run(tmp_path / "mini", rows)
+    text = render_report([root], progress=None).read_text(encoding="utf-8")
+    doc = lxml_html.fromstring(text)
+    (row,) = doc.xpath('//table[@id="summary-table"]/tbody/tr')
+    assert _cell(row, "accuracy") == "50.0%" and _cell(row, "unparseable") == "25.0%"
+    assert _cell(row, "diff") == "—" and not doc.xpath('//td[@data-col="judge"]')
+    assert {f.get("id") for f in doc.xpath("//figure")} >= {"fig-accuracy", "fig-format"}
+    assert "fig-flips" not in text and "per-subgroup heatmap (no task" in text
+    data = _data(doc)
+    assert len(data["questions"]) == 4 and data["questions"][0]["q"] == "Question pubmedqa:0?"  # prompt fallback
+    assert XSS not in text and not doc.xpath('//*[@id="showcase"]')

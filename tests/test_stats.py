@@ -6,13 +6,12 @@ import math
 
 import numpy as np
 import pytest
+from medbench.harness import stats
 from scipy.optimize import minimize_scalar
-from scipy.stats import bootstrap, chi2_contingency, norm
+from scipy.stats import bootstrap, chi2_contingency, hypergeom, norm
 from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint
-
-from medbench.harness import stats
 
 
 @pytest.mark.parametrize("k,n", [(0, 10), (10, 10), (3, 10), (1, 2), (37, 50), (412, 500), (1, 1000)])
@@ -144,20 +143,58 @@ def test_newcombe_matches_published_example():
     assert stats.newcombe_diff_interval(0, 0, 3, 10) is None
 
 
-def test_unpaired_test_at_zero_margin_is_the_miettinen_nurminen_chi_square():
+def test_unpaired_test_at_zero_margin_is_fishers_exact_tail():
     ref = np.array([1] * 40 + [0] * 15, dtype=float)  # 40/55
     cand = np.array([1] * 30 + [0] * 30, dtype=float)  # 30/60
     result = stats.unpaired_regression_test(ref, cand, 0.0)
-    chi2 = chi2_contingency([[30, 30], [40, 15]], correction=False)[0]
-    n = 115
-    assert result.p_value == pytest.approx(norm.cdf(-math.sqrt(chi2 * (n - 1) / n)), rel=1e-9)
+    # P(X <= 30) for X = correct answers among the candidate's 60, given 70 correct of 115 overall
+    assert result.p_value == pytest.approx(hypergeom.cdf(30, 115, 70, 60), rel=1e-9)
+    assert result.method.startswith("Fisher")
     assert not result.paired and result.n_reference == 55 and result.n_candidate == 60
     assert result.ci_low < result.diff < result.ci_high
+
+
+def _miettinen_nurminen_numeric(k_cand, n_cand, k_ref, n_ref, null_diff):
+    """MN score statistic with the restricted MLE found numerically (independent of statsmodels)."""
+
+    def nll(p_ref):
+        p_cand = p_ref + null_diff
+        return -(k_cand * math.log(p_cand) + (n_cand - k_cand) * math.log(1 - p_cand)
+                 + k_ref * math.log(p_ref) + (n_ref - k_ref) * math.log(1 - p_ref))
+
+    lo, hi = max(0.0, -null_diff) + 1e-12, min(1.0, 1 - null_diff) - 1e-12
+    p_ref = minimize_scalar(nll, bounds=(lo, hi), method="bounded", options={"xatol": 1e-13}).x
+    p_cand = p_ref + null_diff
+    n = n_cand + n_ref
+    var = (p_cand * (1 - p_cand) / n_cand + p_ref * (1 - p_ref) / n_ref) * n / (n - 1)
+    return norm.cdf((k_cand / n_cand - k_ref / n_ref - null_diff) / math.sqrt(var))
+
+
+@pytest.mark.parametrize(
+    "k_cand,n_cand,k_ref,n_ref,margin",
+    [(30, 60, 40, 55, 0.05), (55, 100, 60, 100, 0.1), (480, 500, 490, 500, 0.02), (7, 34, 1, 34, 0.2),
+     (0, 20, 3, 25, 0.1), (20, 20, 24, 25, 0.05), (10, 50, 10, 50, 0.3)],
+)
+def test_unpaired_margin_test_is_miettinen_nurminen(k_cand, n_cand, k_ref, n_ref, margin):
+    ref = np.array([1] * k_ref + [0] * (n_ref - k_ref), dtype=float)
+    cand = np.array([1] * k_cand + [0] * (n_cand - k_cand), dtype=float)
+    result = stats.unpaired_regression_test(ref, cand, margin)
+    assert result.method.startswith("Miettinen-Nurminen")
+    expected = _miettinen_nurminen_numeric(k_cand, n_cand, k_ref, n_ref, -margin)
+    assert result.p_value == pytest.approx(expected, abs=1e-6)
+
+
+def test_miettinen_nurminen_at_zero_is_the_scaled_pearson_chi_square():
+    # At a null difference of 0 the restricted MLE is the pooled rate: z^2 = X^2 (N - 1) / N.
+    chi2 = chi2_contingency([[30, 30], [40, 15]], correction=False)[0]
+    expected = norm.cdf(-math.sqrt(chi2 * 114 / 115))
+    assert stats.miettinen_nurminen_p(30, 60, 40, 55, 0.0) == pytest.approx(expected, rel=1e-9)
 
 
 def test_unpaired_test_degenerate_and_margin():
     all_right = np.ones(20)
     assert stats.unpaired_regression_test(all_right, all_right, 0.0).p_value == 1.0
+    assert stats.unpaired_regression_test(all_right, all_right, 0.05).p_value > 0.5
     ref = np.array([1] * 60 + [0] * 40, dtype=float)
     cand = np.array([1] * 55 + [0] * 45, dtype=float)
     p0 = stats.unpaired_regression_test(ref, cand, 0.0).p_value

@@ -10,7 +10,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from medbench.tasks import prompts
 from medbench.tasks.loaders import SAMPLE_DATA_DIR
 from medbench.trainers import config as C
@@ -149,7 +148,6 @@ def test_trl_on_cpu_swaps_the_8bit_optimizer_and_records_it():
 
 def test_cpu_loss_stand_in_matches_log_softmax():
     import torch
-
     from medbench.trainers.cpu_compat import TorchChunkedLogProb
 
     torch.manual_seed(0)
@@ -254,8 +252,8 @@ def test_grpo_prompts_over_the_token_limit_are_dropped_and_counted(data_dir, tin
     cut = prepare_grpo(_grpo_data(data_dir, max_prompt_tokens=limit), _tokenizer(tiny_model_dir))
     kept = sum(n <= limit for n in lengths)
     assert len(cut.dataset) == kept < len(full.dataset)
-    assert cut.notes == [f"dropped {len(full.dataset) - kept} of {len(full.dataset)} prompts longer than {limit} "
-                         "tokens (TRL 1.15 has no max_prompt_length)"]
+    assert cut.notes == [(f"dropped {len(full.dataset) - kept} of {len(full.dataset)} prompts longer than {limit} "
+                         "tokens (TRL 1.15 has no max_prompt_length)")]
 
 
 def test_a_pqal_test_id_in_the_pqaa_training_file_is_refused(data_dir):
@@ -377,7 +375,12 @@ def test_provenance_round_trip_and_bench_reads_it(tmp_path):
 
 
 def test_corrupt_or_foreign_provenance_is_a_clear_error(tmp_path):
-    from medbench.trainers.provenance import PROVENANCE_FILE, ProvenanceError, read_provenance, write_provenance
+    from medbench.trainers.provenance import (
+        PROVENANCE_FILE,
+        ProvenanceError,
+        read_provenance,
+        write_provenance,
+    )
 
     (tmp_path / PROVENANCE_FILE).write_text("{not json")
     with pytest.raises(ProvenanceError, match="is not valid JSON"):
@@ -397,12 +400,28 @@ def test_corrupt_or_foreign_provenance_is_a_clear_error(tmp_path):
 
 
 def test_train_command_help_and_recipe_mismatch(capsys):
-    from medbench.harness.cli import build_parser, main
+    from medbench.harness.cli import main
 
-    help_text = build_parser()._subparsers._group_actions[0].choices["train"].format_help()
-    for word in ("sft", "grpo", "overlap"):
-        assert word in help_text
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    help_text = capsys.readouterr().out
+    for line in ("sft ", "grpo ", "overlap "):
+        assert line in help_text
     assert main(["train", "sft", "--config", "grpo_tiny_cpu", "--backend", "trl"]) == 2
     assert "is a 'grpo' recipe; run it with `medbench train grpo`" in capsys.readouterr().err
     assert main(["train", "sft", "--config", "sft_tiny_cpu", "lora.alpah=3"]) == 2
     assert "Did you mean 'alpha'" in capsys.readouterr().err
+
+
+def test_grpo_data_vs_eval_tasks_is_clean_and_a_planted_copy_is_found(data_dir):
+    from medbench.trainers.overlap import check_config_overlap
+
+    tasks = ["medbench_pubmedqa", "medbench_gsm8k", "medbench_health_cardiology", "medbench_health_dermatology",
+             "medbench_health_lab_medicine"]
+    cfg = C.load_config("grpo_tiny_cpu", [f"data.data_dir={data_dir}"])
+    assert check_config_overlap(cfg, tasks=tasks).clean  # the Health_Benchmarks hash split keeps them apart
+    test_row = json.loads((data_dir / "gsm8k" / "test.jsonl").read_text().splitlines()[0])
+    with (data_dir / "gsm8k" / "train.jsonl").open("a") as fh:
+        fh.write(json.dumps({**test_row, "question": "  " + test_row["question"].lower()}) + "\n")
+    report = check_config_overlap(cfg, tasks=tasks)
+    assert [(h.train_source, h.eval_set) for h in report.leaks] == [("gsm8k", "medbench_gsm8k")]

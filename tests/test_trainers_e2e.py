@@ -10,7 +10,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from medbench.tasks.loaders import SAMPLE_DATA_DIR
 from medbench.trainers.backends import select_backend
 from medbench.trainers.config import load_config
@@ -19,7 +18,7 @@ from medbench.trainers.provenance import read_provenance
 pytestmark = pytest.mark.slow
 
 
-def _lora_b(adapter_dir: Path) -> dict[str, "object"]:
+def _lora_b(adapter_dir: Path) -> dict[str, object]:
     from safetensors.torch import load_file
 
     weights = load_file(str(adapter_dir / "adapter_model.safetensors"))
@@ -70,6 +69,7 @@ def test_sft_recipe_trains_saves_and_evaluates_during_training(tiny_model_dir, t
         assert e["scoring"]["tasks"] == ["medbench_gsm8k"] and len(e["samples"]) == 2
         assert 0.0 <= e["metrics"]["medbench/medbench_gsm8k/acc"] <= 1.0
         assert {"acc", "unparseable", "format_strict"} <= set(e["samples"][0])
+    assert (Path(saved["merged_16bit"]) / EVAL_FILE).read_text() == (tmp_path / "sft" / EVAL_FILE).read_text()
     for step in (1, 2):
         ckpt = tmp_path / "sft" / f"checkpoint-{step}"
         assert json.loads((ckpt / CHECKPOINT_EVAL_FILE).read_text())["step"] == step
@@ -78,15 +78,30 @@ def test_sft_recipe_trains_saves_and_evaluates_during_training(tiny_model_dir, t
     assert [h["step"] for h in logged] == [1, 2]
 
 
-def test_demo_trains_base_to_sft_to_grpo_with_lineage(tiny_model_dir, tmp_path):
+def test_demo_trains_base_to_sft_to_grpo_with_lineage(tmp_path):
     from medbench.trainers.demo import demo_train
 
-    out = demo_train(tiny_model_dir, tmp_path / "train", SAMPLE_DATA_DIR)
-    assert set(out) == {"sft", "grpo"}
+    out = demo_train(None, tmp_path / "train", SAMPLE_DATA_DIR)
+    assert set(out) == {"base", "sft", "grpo"}
     sft_prov, grpo_prov = read_provenance(out["sft"]), read_provenance(out["grpo"])
-    assert (sft_prov.role, sft_prov.parent) == ("sft", str(tiny_model_dir))
+    assert (sft_prov.role, sft_prov.parent) == ("sft", str(out["base"]))
     assert (grpo_prov.role, grpo_prov.parent) == ("grpo", str(out["sft"]))
-    assert grpo_prov.steps == 2 and {s["config"] for s in grpo_prov.data.sources if "config" in s} == {
-        "main", "pqa_artificial"}
+    assert grpo_prov.steps == 2
+    from medbench.tasks.loaders import load_health
+    from medbench.tasks.splits import health_split
+
+    health_train = sum(health_split(d["Questions"]) == "train" for spec in ("Cardiology", "Dermatology",
+                       "Lab_Medicine") for d in load_health(spec, str(SAMPLE_DATA_DIR))["test"])
+    # gsm8k train, pqa-a with contexts < 1024 characters, the train side of Health_Benchmarks
+    assert [s["n_rows"] for s in grpo_prov.data.sources] == [8, 6, health_train]
     _assert_every_lora_b_moved(tmp_path / "train" / "sft" / "adapter")
     _assert_every_lora_b_moved(tmp_path / "train" / "grpo" / "adapter")
+
+    # GRPO was scored by the recipe's five rewards, and they varied within a group (else nothing to learn)
+    history = json.loads((tmp_path / "train" / "grpo" / "trainer_state.json").read_text())["log_history"]
+    steps = [h for h in history if "reward" in h]
+    assert len(steps) == 2
+    for name in ("xmlcount_reward", "soft_format_reward", "strict_format_reward", "answer_type_reward",
+                 "correctness_reward"):
+        assert f"rewards/{name}/mean" in steps[0]
+    assert any(h["reward_std"] > 0 for h in steps)

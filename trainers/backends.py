@@ -110,18 +110,16 @@ def activate(choice: BackendChoice) -> None:
 
 
 def resolve_model_name(name: str, output_dir: Path) -> str:
-    """``medbench-tiny`` builds medbench's tiny random-weight Qwen2 (the demo's base) once under the output dir;
-    anything else is a hub id or a local directory, passed through."""
+    """``medbench-tiny`` builds the demo's base (medbench's tiny Qwen2, primed to write the recipe's layout:
+    :func:`medbench.trainers.demo.build_demo_base`) once under the output dir; anything else is a hub id or a
+    local directory, passed through."""
     from .config import TINY_MODEL
 
     if name != TINY_MODEL:
         return name
-    target = output_dir / "tiny_base_model"
-    if not (target / "config.json").exists():
-        from medbench.harness.tiny_models import build_tiny_model  # lazy: only the tiny configs need it
+    from .demo import build_demo_base  # lazy: only the tiny configs need it
 
-        build_tiny_model(target, seed=0)
-    return str(target)
+    return str(build_demo_base(output_dir / "tiny_base_model"))
 
 
 def _bf16_supported() -> bool:
@@ -204,6 +202,7 @@ def _load_trl(cfg, name: str, choice: BackendChoice, adjustments: list[Adjustmen
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=dtype)
+        kwargs["device_map"] = {"": torch.cuda.current_device()}  # 4-bit weights are quantized on the GPU
     tokenizer = AutoTokenizer.from_pretrained(name)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -243,10 +242,12 @@ def training_kwargs(cfg, choice: BackendChoice, adjustments: list[Adjustment]) -
             kw["fp16"] = not kw["bf16"]
         else:
             kw["bf16"] = kw["fp16"] = False
-    if "gradient_checkpointing" not in kw:
-        # Unsloth applies its own checkpointing inside get_peft_model; on `trl` the config's choice maps onto
-        # transformers' gradient checkpointing (non-reentrant, which works with frozen base weights).
-        kw["gradient_checkpointing"] = choice.name == "trl" and bool(cfg.lora["gradient_checkpointing"])
+    if not choice.cuda:
+        kw.setdefault("dataloader_pin_memory", False)  # nothing to pin to without an accelerator
+    if "gradient_checkpointing" not in kw and choice.name == "trl":
+        # Unsloth applies its own checkpointing in get_peft_model (and reads it back from the model); on `trl`
+        # the config's choice maps onto transformers' non-reentrant checkpointing (works with frozen weights).
+        kw["gradient_checkpointing"] = bool(cfg.lora["gradient_checkpointing"])
         if kw["gradient_checkpointing"]:
             kw.setdefault("gradient_checkpointing_kwargs", {"use_reentrant": False})
     if cfg.recipe == "grpo" and choice.name == "unsloth" and cfg.model["fast_inference"] and is_installed("vllm"):

@@ -120,13 +120,17 @@ def load_sft_rows(data_cfg: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
     return rows, where
 
 
-def prepare_sft(data_cfg: dict[str, Any], eos_token: str) -> PreparedData:
-    """The recipe's SFT text: the ``<think>`` training template filled in, the tokenizer's EOS appended."""
+def prepare_sft(data_cfg: dict[str, Any], eos_token: str,
+                rows: tuple[list[dict[str, Any]], str] | None = None) -> PreparedData:
+    """The recipe's SFT text: the ``<think>`` training template filled in, the tokenizer's EOS appended.
+
+    ``rows`` is what :func:`load_sft_rows` returned, when the caller read (and so checked) them already.
+    """
     from datasets import Dataset
 
     if not eos_token:
         raise DataError("the tokenizer has no EOS token; the SFT recipe appends it to every example")
-    rows, where = load_sft_rows(data_cfg)
+    rows, where = rows if rows is not None else load_sft_rows(data_cfg)
     texts = [prompts.sft_training_text(r["Question"], r["Complex_CoT"], r["Response"], eos_token) for r in rows]
     source = {"dataset": data_cfg["dataset"], "config": data_cfg["config"], "split": data_cfg["split"],
               "from": where, "n_rows": len(rows)}
@@ -261,15 +265,17 @@ def grpo_rows(data_cfg: dict[str, Any]) -> tuple[list[Row], list[dict[str, Any]]
     return rows, sources
 
 
-def prepare_grpo(data_cfg: dict[str, Any], tokenizer) -> PreparedData:
+def prepare_grpo(data_cfg: dict[str, Any], tokenizer,
+                 rows: tuple[list[Row], list[dict[str, Any]]] | None = None) -> PreparedData:
     """Concatenate, shuffle (fixed seed), add the system prompt, drop prompts over ``max_prompt_tokens``.
 
     TRL 1.15's GRPOConfig has no ``max_prompt_length``, so the recipe's prompt limit is applied here: a prompt
     that would have been truncated is removed instead (truncating would cut off the question).
+    ``rows`` is what :func:`grpo_rows` returned, when the caller read (and so checked) them already.
     """
     from datasets import Dataset
 
-    rows, sources = grpo_rows(data_cfg)
+    rows, sources = rows if rows is not None else grpo_rows(data_cfg)
     if not rows:
         raise DataError(f"no GRPO training rows from sources {data_cfg['sources']}: check data.data_dir / the hub")
     limit = data_cfg["max_prompt_tokens"]

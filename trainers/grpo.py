@@ -2,13 +2,14 @@
 
     medbench train grpo --config trainers/configs/grpo_qwen25_3b_medical.yaml
 
-1. Load the model (4-bit, vLLM fast inference where installed) and attach LoRA r 64 / alpha 64.
-2. Build the prompts: GSM8K main + PubMedQA ``pqa_artificial`` (contexts < 1024 characters) +
-   Health_Benchmarks (train side of the fixed hash split), shuffled, each with the recipe's system prompt.
-3. Train with TRL's GRPOTrainer and the recipe's five rewards (XML count, soft format, strict format,
+1. Read GSM8K main + PubMedQA ``pqa_artificial`` (contexts < 1024 characters) + Health_Benchmarks (train
+   side of the fixed hash split), each row checked against its dataset's schema.
+2. Load the model (4-bit, vLLM fast inference where installed) and attach LoRA r 64 / alpha 64.
+3. Shuffle the rows into prompts with the recipe's system prompt; drop prompts over 1024 tokens.
+4. Train with TRL's GRPOTrainer and the recipe's five rewards (XML count, soft format, strict format,
    answer-type validity, correctness), which are thin adapters over medbench's graders: the model is rewarded
    by the same function that scores it in ``medbench bench``.
-4. Save the adapter, the tokenizer and a merged 16-bit model, each with its ``medbench_provenance.json``.
+5. Save the adapter, the tokenizer and a merged 16-bit model, each with its ``medbench_provenance.json``.
 
 The same lifecycle (``setup`` → ``train`` → ``save``) runs on both backends; ``run`` does all three.
 """
@@ -18,7 +19,7 @@ from __future__ import annotations
 from .backends import BackendChoice, hub_token, load_model, resolve_model_name, training_kwargs
 from .callback import attach_callbacks, callbacks_for
 from .config import RecipeConfig
-from .data import prepare_grpo
+from .data import grpo_rows, prepare_grpo
 from .rewards import RECIPE_REWARDS
 from .session import Session, announce, output_dir, run_training, save
 
@@ -29,11 +30,13 @@ def setup(cfg: RecipeConfig, backend: BackendChoice) -> Session:
     if cfg.output["push_to_hub"]:
         hub_token()  # fail before training, not after, when the token is missing
     output_dir(cfg)
+    rows = grpo_rows(cfg.data)  # read and check the data before spending minutes loading the model
+
     adjustments = []
     base = resolve_model_name(cfg.model["name"], cfg.output_dir)
     model, tokenizer = load_model(cfg, base, backend, adjustments)
 
-    data = prepare_grpo(cfg.data, tokenizer)
+    data = prepare_grpo(cfg.data, tokenizer, rows)
 
     from trl import GRPOConfig, GRPOTrainer
 

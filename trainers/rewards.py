@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, Union
+from typing import Any, Protocol
 
 from medbench.tasks.graders import (
     GradeRecord,
@@ -81,7 +81,7 @@ CORRECT_REWARD = 2.0
 RECIPE_LAYOUT: Layout = "xml"
 
 #: One completion as TRL passes it: text, or the assistant's chat messages.
-Completion = Union[str, Sequence[Mapping[str, Any]]]
+Completion = str | Sequence[Mapping[str, Any]]
 
 
 class RewardFunc(Protocol):
@@ -135,12 +135,14 @@ def completion_text(completion: Completion | bytes) -> str:
     )
 
 
-_TRAINER_EXTRAS = ("trainer_state", "log_extra", "log_metric", "environments")
+#: What GRPOTrainer passes besides the dataset's columns.
+_TRAINER_EXTRAS = ("prompts", "completion_ids", "trainer_state", "log_extra", "log_metric", "environments")
 
 
 def _received(trainer_extras: Mapping[str, Any], **named: Any) -> list[str]:
     """The dataset columns a reward was called with (for error messages)."""
-    return sorted([k for k, v in named.items() if v is not None] + [k for k in trainer_extras if k not in _TRAINER_EXTRAS])
+    given = [k for k, v in named.items() if v is not None]
+    return sorted(given + [k for k in trainer_extras if k not in _TRAINER_EXTRAS])
 
 
 def _column(name: str, values: Sequence[Any] | None, n: int, reward: str, received: list[str]) -> Sequence[Any]:

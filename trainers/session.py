@@ -6,6 +6,7 @@ provenance written next to every saved directory are the same, so they live here
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -81,10 +82,16 @@ def save(session: Session) -> dict[str, str]:
     """Save adapter, tokenizer, merged model (and GGUF / hub push when configured), each with its provenance."""
     steps = int(session.trainer.state.global_step)
     saved = save_outputs(session.model, session.tokenizer, session.cfg, session.backend, session.base_model)
+    # the training log (losses, rewards, learning rate per step), in transformers' own format
+    session.trainer.state.save_to_json(str(session.cfg.output_dir / "trainer_state.json"))
+    saved["trainer_state"] = str(session.cfg.output_dir / "trainer_state.json")
     prov = session.provenance(steps)
+    eval_log = session.cfg.output_dir / session.eval_metrics if session.eval_metrics else None
     for key in ("adapter", "merged_16bit", "gguf"):
         if key in saved:
             write_provenance(saved[key], prov)
+            if eval_log is not None and eval_log.is_file():  # the training curve travels with the checkpoint
+                shutil.copy(eval_log, Path(saved[key]) / eval_log.name)
     write_provenance(session.cfg.output_dir, prov)
     for key, value in saved.items():
         if key.endswith("_error"):

@@ -22,12 +22,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     if not args.verbose:
         os.environ.setdefault("TQDM_DISABLE", "1")
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # two-layer models: threads cost more than they save
+    try:
+        return _run_demo(args, time.monotonic())
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run_demo(args: argparse.Namespace, t0: float) -> int:
+    """The demo's steps, one call each: build the base, train the adapter, bench (later: the report)."""
+    from pathlib import Path
 
     from medbench.harness import demo_steps
     from medbench.harness.checkpoints import CheckpointError
@@ -37,13 +48,9 @@ def run(args: argparse.Namespace) -> int:
 
     from .bench import report_outcome
 
-    import torch
-
-    torch.set_num_threads(1)  # two-layer models: threads cost more than they save
     out = Path(args.output or f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}")
     RunWriter(out)  # the models live inside the run directory, so it is self-contained
     models = out / "models"
-    t0 = time.monotonic()
     seed = 0 if args.seed is None else args.seed
     print(f"[demo] building the tiny base model in {models / 'base'}", file=sys.stderr)
     base = demo_steps.build_base(models, seed=seed)

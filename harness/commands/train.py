@@ -7,7 +7,7 @@ Examples:
     medbench train overlap --config sft_r1_llama8b_medical --data-dir ./data
     medbench train overlap --train-file my_data.jsonl --question-field question
 
-Overrides are dotted ``section.field=value`` pairs (YAML values) applied on top of the config file.
+Overrides are dotted section.field=value pairs (YAML values) applied on top of the config file.
 Every saved directory gets a medbench_provenance.json that `medbench bench` reads to label checkpoints.
 """
 
@@ -34,6 +34,7 @@ def _add_recipe_parser(sub, name: str, help_text: str) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter  # keep the examples' line breaks
     sub = parser.add_subparsers(dest="train_command", metavar="RECIPE", required=True)
     _add_recipe_parser(sub, "sft", "Supervised fine-tuning on clinical chain-of-thought (the <think> recipe).")
     _add_recipe_parser(sub, "grpo", "GRPO on GSM8K + PubMedQA + Health_Benchmarks with medbench's graders as rewards.")

@@ -93,6 +93,20 @@ def grade(
         hit_token_limit: the generation stopped at ``max_gen_toks`` (known to the runner, not the text).
         judge: decides agreement of a free-text answer with the reference (an LLM judge or the offline
             proxy, see :mod:`medbench.tasks.judge`); required for ``free`` answers.
+
+    Where the answer is read from (``answer_source``), in order:
+
+    1. the answer region (the last closed ``<answer>`` block, an unclosed ``<answer>``'s tail, or the text
+       after the last ``</think>``), read leniently. If the region is there but unreadable ("unclear"),
+       the sample is unparseable: a readable answer in the reasoning does not rescue it. A *blank* region
+       counts as no region.
+    2. no region: an explicit phrase ("the answer is B", "#### 18") anywhere, labelled ``reasoning`` when
+       it is inside the reasoning / think block;
+    3. no region, no phrase: a last line that is exactly an answer ("B"), labelled ``text`` — never for a
+       truncated completion (an unclosed tag: its last line is mid-thought) and never for free text.
+
+    ``strict_extracted`` is the region read strictly *and* the layout strictly followed; the region read
+    strictly whatever the layout is :func:`region_answer`.
     """
     text = as_text(completion)
     kind = _kind(answer, letters)

@@ -9,7 +9,8 @@ Two layouts come from the recipes medbench reproduces:
 
 Parsing uses plain string scanning (``str.find``), not backtracking regexes, so a 100k-character completion
 or one with hundreds of repeated tags is parsed in linear time. Multi-line reasoning is the normal case:
-the GRPO recipe's own regexes (``re.match`` without ``re.DOTALL``) reject it, these parsers do not.
+the GRPO recipe's own regexes (``re.match`` without ``re.DOTALL``) reject it — the soft one even rejects the
+system prompt's own layout, which puts a newline right after ``<reasoning>`` — these parsers do not.
 """
 
 from __future__ import annotations
@@ -86,7 +87,8 @@ def parse_xml(text: str) -> LayoutParse:
       both non-empty, nothing but whitespace around them;
     * soft: a closed reasoning block followed (whitespace between) by a closed answer block, anywhere;
     * the answer region is the *last* closed answer block (models that restate an answer usually mean the
-      last one), else the text after an unclosed ``<answer>``.
+      last one), else the text after an unclosed ``<answer>``;
+    * the reasoning is every closed reasoning block, joined (or an unclosed block's tail).
     """
     r_blocks, r_unclosed = _blocks(text, REASONING_OPEN, REASONING_CLOSE)
     a_blocks, a_unclosed = _blocks(text, ANSWER_OPEN, ANSWER_CLOSE)
@@ -146,7 +148,8 @@ def parse_think(text: str, *, think_prefilled: bool = True) -> LayoutParse:
     With ``think_prefilled`` the prompt already opened ``<think>``, so the completion is treated as if it
     started with it. ``think_ok`` means exactly one think block, closed. Strict additionally asks for
     non-empty reasoning, a non-empty answer after ``</think>`` and no stray think tags; soft only asks for a
-    closed think block with some answer after it.
+    closed think block with some answer after it. The answer is what follows the last ``</think>``; the
+    reasoning is every think block, joined, so a model that thinks twice has both counted in its length.
     """
     full = (THINK_OPEN + text) if think_prefilled else text
     n_open, n_close = full.count(THINK_OPEN), full.count(THINK_CLOSE)

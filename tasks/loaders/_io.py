@@ -149,6 +149,13 @@ def read_records(path: Path, dataset: str) -> list[tuple[Any, Any]]:
     Row labels are what an error message should point at: the 1-based line of a .jsonl/.csv, the 0-based
     index of a .json list or .parquet table.
     """
+    try:
+        return _read_records(path, dataset)
+    except UnicodeDecodeError as e:
+        raise DataError(f"{dataset}: {path} is not UTF-8 text ({e})") from e
+
+
+def _read_records(path: Path, dataset: str) -> list[tuple[Any, Any]]:
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
         rows = []
@@ -175,7 +182,7 @@ def read_records(path: Path, dataset: str) -> list[tuple[Any, Any]]:
             for rec in reader:
                 if None in rec:  # more cells than header columns
                     rec = {**{k: v for k, v in rec.items() if k is not None}, "<extra cells>": rec[None]}
-                rows.append((f"{reader.line_num} (line)", {k: v for k, v in rec.items()}))
+                rows.append((f"{reader.line_num} (line)", dict(rec)))
             return rows
     if suffix == ".parquet":
         import pyarrow.parquet as pq

@@ -141,7 +141,9 @@ def _hub_split(specialty: str):
         try:
             return load_hub(f"{DATASET} {specialty}", HUB_PATH, specialty, specialty)
         except DataError as second:
-            raise DataError(f"{first}\nThe recipe's layout (config {specialty!r}) failed too: {second}") from first
+            raise DataError(
+                f"{first}\nThe recipe's layout (config {specialty!r}) failed too: {second}"
+            ) from first
 
 
 SIDES = ("eval", "train", "all")
