@@ -183,7 +183,8 @@ class MedbenchFastLM(HFLM):
             for max_gen_toks, idxs in by_budget.items():
                 prompts = self._encode_prompts([plans[i][0] for i in idxs], self.max_length - max_gen_toks)
                 for i, prompt in zip(idxs, prompts):
-                    gen_requests.append(GenerationRequest(prompt, max_gen_toks, tuple(plans[i][2])))
+                    stops = tuple(u for u in plans[i][2] if u)  # lm-eval ignores '' stop strings too
+                    gen_requests.append(GenerationRequest(prompt, max_gen_toks, stops))
                     order.append(i)
             pbar = tqdm(total=len(order), disable=disable_tqdm or self.rank != 0,
                         desc="Running generate_until requests (medbench-fast)")
@@ -192,6 +193,9 @@ class MedbenchFastLM(HFLM):
                 i = order[k]
                 context, gen_kwargs, until = plans[i]
                 results[i] = self._completion_text(result.tokens, until)
+                # (seconds, requests sharing them): the runner's per-sample generation time reads this, as it
+                # reads the stock model's last batch
+                self.last_batch = (result.seconds, result.concurrency)
                 self.cache_hook.add_partial("generate_until", (context, gen_kwargs), results[i])
                 pbar.update(1)
 

@@ -169,10 +169,8 @@ def _build_vllm(ck: ResolvedCheckpoint, spec: BenchSpec) -> Any:
 
 
 def count_tokens_fn(lm: Any):
-    """The evaluated model's own tokenizer as a token counter (what the graders record lengths in)."""
-    tok = lm.tokenizer
+    """The evaluated model's own tokenizer as a token counter (what the graders record lengths in); it also
+    counts a list of texts in batched calls (``.many``), which the run-directory rows use."""
+    from .sample_rows import TokenizerCounter
 
-    def count(text: str) -> int:
-        return len(tok(text, add_special_tokens=False)["input_ids"]) if text else 0
-
-    return count
+    return TokenizerCounter(lm.tokenizer)

@@ -39,6 +39,9 @@ SAMPLE_COLUMNS: tuple[str, ...] = (
     "outcome", "extracted", "answer_source", "strict_extracted", "lenient_extracted", "strict_correct",
     "layout", "answer_type", "format_strict", "format_soft", "think_ok", "text_outside_tags", "truncated",
     "reasoning_words", "answer_words", "reasoning_tokens", "answer_tokens", "completion_chars", "notes",
+    # where the grader found the reasoning ([[start, end], ...], one per block) and the answer ([start, end]):
+    # code-point offsets into the completion; empty / null for loglikelihood tasks and for older runs
+    "reasoning_spans", "answer_span",
     "judge_agree", "judge_score", "judge_kind", "judge_rationale", "judge_model",
     # generation facts
     "completion_tokens", "gen_time_s",

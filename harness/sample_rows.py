@@ -3,18 +3,63 @@
 The raw completion is kept whole; the grader (through :mod:`medbench.tasks.scoring`) records what it
 extracted and from where. Token counts come from the evaluated checkpoint's tokenizer, and "hit the token
 limit" is decided from the completion's token count against the task's ``max_gen_toks``.
+
+Counting is batched: the completions of a (checkpoint, task) are counted in one tokenizer call, the documents
+are graded without a counter, and the reasoning and answer texts the grader measured
+(:func:`medbench.tasks.graders.measured_texts`, cut out at the record's spans) are counted in one more call.
+A fast tokenizer encodes a list in Rust on every core; one Python call per text cost ~900 µs a sample
+(benchmarks/results/cpu_postprocess.json). The numbers are the per-text counts, exactly.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 TokenCounter = Callable[[str], int]
 SecondsFor = Callable[[str, Any], "float | None"]
+
+#: Texts per tokenizer call: large enough to keep every core busy, small enough that the token ids of long
+#: chain-of-thought completions (kept as Python lists by transformers) never pile up in memory.
+BATCH = 1024
+
+
+class TokenizerCounter:
+    """A tokenizer as a token counter: ``counter(text)`` counts one text, ``counter.many(texts)`` a list in
+    batched calls, with the same numbers (no special tokens added: the length of the text itself)."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+
+    def __call__(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"]) if text else 0
+
+    def many(self, texts: Sequence[str]) -> list[int]:
+        counts = [0] * len(texts)
+        todo = [i for i, t in enumerate(texts) if t]
+        for start in range(0, len(todo), BATCH):
+            chunk = todo[start : start + BATCH]
+            ids = self.tokenizer([texts[i] for i in chunk], add_special_tokens=False,
+                                 return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+            for i, row in zip(chunk, ids):
+                counts[i] = len(row)
+        return counts
+
+
+def count_many(count_tokens: TokenCounter, texts: Sequence[str]) -> list[int]:
+    """``[count_tokens(t) for t in texts]``, with each distinct text counted once and, when the counter can
+    count a list (a ``many`` method, as :class:`TokenizerCounter` has), in batched calls."""
+    distinct = list(dict.fromkeys(texts))
+    many = getattr(count_tokens, "many", None)
+    counts = list(many(distinct)) if callable(many) else [count_tokens(t) for t in distinct]
+    if len(counts) != len(distinct):
+        raise ValueError(f"the token counter returned {len(counts)} counts for {len(distinct)} texts; "
+                         "its many() must return one count per text, in order")
+    by_text = dict(zip(distinct, counts))
+    return [by_text[t] for t in texts]
 
 
 def _first_per_doc(samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -38,24 +83,38 @@ def rows_from_samples(
     seconds_for: SecondsFor,
     judge: Any = None,
 ) -> list[dict[str, Any]]:
-    """Grade each logged sample and return rows with the columns of :data:`rundir.SAMPLE_COLUMNS`."""
+    """Grade each logged sample and return rows with the columns of :data:`rundir.SAMPLE_COLUMNS`.
+
+    ``count_tokens`` is the evaluated model's tokenizer as a counter; give it a ``many`` method (use
+    :class:`TokenizerCounter`) and every text of the task is counted in a few batched calls.
+    """
     from medbench.tasks import scoring
+    from medbench.tasks.graders import as_text, measured_texts
 
     spec = task.spec
+    docs = _first_per_doc(samples)
+    generative = spec.output_type == "generate_until"
+    if generative:
+        completions = [s["resps"][0][0] for s in docs]
+        n_tokens = count_many(count_tokens, [as_text(c) for c in completions])
+        limit = int(task.max_gen_toks) if task.max_gen_toks else None
+        kwargs: dict[str, Any] = {} if judge is None else {"judge": judge}
+        records = [
+            scoring.grade_doc(spec, s["doc"], completion, hit_token_limit=limit is not None and n >= limit, **kwargs)
+            for s, completion, n in zip(docs, completions, n_tokens)
+        ]
+        # The texts the grader measured, counted in one go: reasoning first, then answers.
+        measured = [measured_texts(c, r) for c, r in zip(completions, records)]
+        region_counts = count_many(count_tokens, [m[0] for m in measured] + [m[1] for m in measured])
+        reasoning_tokens, answer_tokens = region_counts[: len(docs)], region_counts[len(docs) :]
     rows = []
-    for s in _first_per_doc(samples):
+    for i, s in enumerate(docs):
         doc = s["doc"]
         args = [tuple(a) for a in s["arguments"]]
         info = scoring.doc_info(spec, doc)
         extra: dict[str, Any] = {}
-        if spec.output_type == "generate_until":
-            completion = s["resps"][0][0]
-            completion_tokens = count_tokens(completion)
-            hit_limit = bool(task.max_gen_toks) and completion_tokens >= int(task.max_gen_toks)
-            kwargs: dict[str, Any] = {"count_tokens": count_tokens, "hit_token_limit": hit_limit}
-            if judge is not None:
-                kwargs["judge"] = judge
-            record = scoring.grade_doc(spec, doc, completion, **kwargs)
+        if generative:
+            record, completion, completion_tokens = records[i], completions[i], n_tokens[i]
             seconds = seconds_for("generate_until", args[0])
         else:
             lls = [float(r[0][0]) for r in s["resps"]]
@@ -66,6 +125,8 @@ def rows_from_samples(
             parts = [seconds_for("loglikelihood", a) for a in args]
             seconds = sum(p for p in parts if p is not None) if any(p is not None for p in parts) else None
         rec = record.to_dict()
+        if generative:
+            rec["reasoning_tokens"], rec["answer_tokens"] = reasoning_tokens[i], answer_tokens[i]
         target = info.get("target")
         row = {
             "checkpoint": checkpoint,

@@ -55,6 +55,8 @@ class GenerationRequest:
 class GenerationResult:
     tokens: list[int]  # generated ids, the EOS id included when the model emitted one
     finish_reason: str  # "eos" | "stop" | "length"
+    seconds: float = 0.0  # from the start of its prefill to its last token (other requests ran meanwhile)
+    concurrency: int = 1  # requests decoded together when it finished
 
 
 @dataclass
@@ -355,6 +357,7 @@ class SlotDecoder:
         length = np.zeros(slots, dtype=np.int64)  # host mirror of self._lengths for active slots
         owner = np.full(slots, -1, dtype=np.int64)
         limit = np.zeros(slots, dtype=np.int64)
+        started = np.zeros(slots, dtype=np.float64)
         stop_window = {
             stops: self.stop_check_every + 2 + max(len(self.tokenizer.encode(s, add_special_tokens=False))
                                                     for s in stops)
@@ -366,7 +369,9 @@ class SlotDecoder:
 
         def finish(slot: int, reason: str) -> None:
             idx = int(owner[slot])
-            result = GenerationResult(history[slot, : count[slot]].tolist(), reason)
+            result = GenerationResult(history[slot, : count[slot]].tolist(), reason,
+                                      seconds=time.perf_counter() - started[slot],
+                                      concurrency=int((owner >= 0).sum()))
             results[idx] = result
             stats.generated_tokens += int(count[slot])
             owner[slot] = -1
@@ -402,6 +407,7 @@ class SlotDecoder:
                     t0 = time.perf_counter()
                     admitted = [pending.popleft() for _ in range(min(len(free), len(pending)))]
                     new_slots = free[: len(admitted)]
+                    started[new_slots] = t0
                     start = 0
                     while start < len(admitted):  # chunks of at most prefill_tokens (rows x longest prompt)
                         width = len(requests[admitted[start]].prompt)

@@ -22,8 +22,8 @@ Respond in the following format:
 
 #: The GRPO recipe's one-shot layout reminder is not used: the system prompt alone defines the format.
 
-#: The SFT recipe's inference prompt; ``{question}`` is filled in, and the prompt ends inside ``<think>``.
-SFT_INFERENCE_PROMPT = """Below is an instruction that describes a task, paired with an input that provides further context. 
+#: The SFT recipe's prompt up to the response: the instruction and the question (``{question}``).
+_SFT_HEAD = """Below is an instruction that describes a task, paired with an input that provides further context. 
 Write a response that appropriately completes the request. 
 Before answering, think carefully about the question and create a step-by-step chain of thoughts to ensure a logical and accurate response.
 
@@ -35,26 +35,14 @@ Please answer the following medical question.
 {question}
 
 ### Response:
-<think>"""
+"""
+
+#: The SFT recipe's inference prompt; ``{question}`` is filled in, and the prompt ends inside ``<think>``.
+SFT_INFERENCE_PROMPT = _SFT_HEAD + "<think>"
 
 #: The SFT recipe's training template: the question, then the chain of thought inside ``<think>``, then the
 #: response. The trainer appends the tokenizer's EOS token.
-SFT_TRAIN_PROMPT = """Below is an instruction that describes a task, paired with an input that provides further context. 
-Write a response that appropriately completes the request. 
-Before answering, think carefully about the question and create a step-by-step chain of thoughts to ensure a logical and accurate response.
-
-### Instruction:
-You are a medical expert with advanced knowledge in clinical reasoning, diagnostics, and treatment planning. 
-Please answer the following medical question. 
-
-### Question:
-{question}
-
-### Response:
-<think>
-{cot}
-</think>
-{response}"""
+SFT_TRAIN_PROMPT = _SFT_HEAD + "<think>\n{cot}\n</think>\n{response}"
 
 
 def sft_inference_prompt(question: str) -> str:

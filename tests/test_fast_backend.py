@@ -121,6 +121,8 @@ def _ll_requests():
         for cont in (" yes", " no", " maybe", " the trial was not significant at all"):
             requests.append(Instance("loglikelihood", {}, (p, cont), len(requests)))
     requests.append(Instance("loglikelihood", {}, ("", "Hello there"), len(requests)))  # empty context
+    # a trailing space moves to the continuation (lm-eval's _encode_pair), through medbench-fast's encode memo
+    requests.append(Instance("loglikelihood", {}, (PROMPTS[3] + " Answer: ", "yes"), len(requests)))
     return requests
 
 
@@ -156,6 +158,13 @@ def test_lora_adapter_unmerged_and_merged(sharp_model_dir, tmp_path):
     assert MedbenchFastLM(**kwargs).generate_until(requests, disable_tqdm=True) == expected
     # merged: float32 here, so merging changes nothing visible (in bf16 it rounds the weights once)
     assert MedbenchFastLM(merge_lora=True, **kwargs).generate_until(requests, disable_tqdm=True) == expected
+
+
+@pytest.mark.slow  # torch.compile of the decoder layers on CPU: ~40 s
+def test_compiled_layers_give_the_same_completions(sharp_model_dir, stock):
+    requests = _gen(PROMPTS[:3], max_gen_toks=12)
+    lm = MedbenchFastLM(pretrained=str(sharp_model_dir), device="cpu", dtype="float32", compile_layers=True)
+    assert lm.generate_until(requests, disable_tqdm=True) == stock.generate_until(requests, disable_tqdm=True)
 
 
 def test_merge_lora_without_adapter_is_a_clear_error(sharp_model_dir):

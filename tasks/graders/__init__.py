@@ -13,7 +13,7 @@ The GRPO rewards in ``medbench.trainers.rewards`` are thin adapters over these s
 """
 
 from .answers import AnswerType, FreeText, LetterChoice, Number, YesNoMaybe, answer_type
-from .grade import Judge, Layout, as_text, grade, parse_layout, region_answer
+from .grade import Judge, Layout, as_text, grade, measured_texts, parse_layout, region_answer
 from .layouts import LayoutParse, parse_think, parse_xml, xml_tag_score
 from .record import OUTCOMES, GradeRecord, JudgeVerdict, Outcome
 
@@ -33,6 +33,7 @@ __all__ = [
     "answer_type",
     "as_text",
     "grade",
+    "measured_texts",
     "parse_layout",
     "parse_think",
     "parse_xml",

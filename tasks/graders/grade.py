@@ -6,10 +6,11 @@ lm-eval's ``process_results`` hooks, medbench's run directory and the GRPO rewar
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Callable, Literal
 
 from .answers import AnswerType, answer_type
-from .layouts import LayoutParse, parse_think, parse_xml
+from .layouts import LayoutParse, join_spans, parse_think, parse_xml
 from .record import GradeRecord, JudgeVerdict
 
 Layout = Literal["xml", "think"]
@@ -35,8 +36,13 @@ def parse_layout(completion: str, layout: Layout, *, think_prefilled: bool = Tru
     raise ValueError(f"unknown layout {layout!r}; known: 'xml', 'think'")
 
 
+@lru_cache(maxsize=64)
+def _named_kind(answer: str, letters: str) -> AnswerType:
+    return answer_type(answer, letters=letters)  # answer types are frozen dataclasses: safe to share
+
+
 def _kind(answer: str | AnswerType, letters: str) -> AnswerType:
-    return answer if not isinstance(answer, str) else answer_type(answer, letters=letters)
+    return answer if not isinstance(answer, str) else _named_kind(answer, letters)
 
 
 def _region_strict(kind: AnswerType, parsed: LayoutParse) -> str | None:
@@ -66,6 +72,19 @@ def region_answer(
 
 def _words(s: str) -> int:
     return len(s.split())
+
+
+def measured_texts(completion: str | bytes | None, record: GradeRecord) -> tuple[str, str]:
+    """``(reasoning, answer)``: the texts whose lengths ``record`` reports (``reasoning_words`` /
+    ``reasoning_tokens``, ``answer_words`` / ``answer_tokens``), cut out of ``completion`` at the record's
+    spans — what the layout parser found, not a second reading of the text.
+
+    The harness grades without a token counter, then counts these texts for a whole task in one tokenizer
+    call; ``grade(..., count_tokens=f)`` records ``f(reasoning)`` and ``f(answer)`` for the same texts.
+    """
+    text = as_text(completion)
+    span = record.answer_span
+    return join_spans(text, record.reasoning_spans), (text[span[0] : span[1]] if span else "")
 
 
 def grade(
@@ -189,4 +208,6 @@ def grade(
         completion_chars=len(text),
         notes=tuple(notes),
         judge=judge_verdict,
+        reasoning_spans=parsed.reasoning_spans,
+        answer_span=parsed.answer_span,
     )

@@ -59,6 +59,34 @@ class LayoutParse:
     unclosed: bool  # a tag was opened and never closed: the model stopped mid-layout
     think_ok: bool | None = None
     strict_answer: str | None = None  # the answer region only when the layout is strictly followed
+    #: Where ``reasoning`` and ``answer`` are in the completion (code-point offsets, stripped): one span per
+    #: reasoning block (``reasoning`` is their texts joined with newlines, see :func:`join_spans`), and the
+    #: answer region's span (``None`` when there is no answer region). Reports highlight them and the harness
+    #: cuts the texts back out to count their tokens in one batch, without parsing the completion again.
+    reasoning_spans: tuple[tuple[int, int], ...] = ()
+    answer_span: tuple[int, int] | None = None
+
+
+Span = tuple[int, int]
+
+
+def _stripped_span(text: str, start: int, end: int) -> Span:
+    """The span of ``text[start:end].strip()`` inside ``text`` (an empty span at ``start`` when it is blank)."""
+    seg = text[start:end]
+    core = seg.strip()
+    if not core:
+        return (start, start)
+    i = start + len(seg) - len(seg.lstrip())
+    return (i, i + len(core))
+
+
+def join_spans(text: str, spans: tuple[Span, ...]) -> str:
+    """The reasoning a parser reports: the texts at ``spans``, joined with newlines (one line per block)."""
+    return "\n".join(text[s:e] for s, e in spans)
+
+
+def _shift(span: Span, offset: int) -> Span:
+    return (span[0] - offset, span[1] - offset)
 
 
 def _blocks(text: str, open_tag: str, close_tag: str) -> tuple[list[tuple[int, int, int, int]], bool]:
@@ -120,25 +148,29 @@ def parse_xml(text: str) -> LayoutParse:
     text_outside = bool("".join(outside).strip())
 
     # Every reasoning block counts towards the reasoning (and its length), not only the first.
-    reasoning = "\n".join(text[cs:ce].strip() for _, cs, ce, _ in r_blocks)
+    r_spans = tuple(_stripped_span(text, cs, ce) for _, cs, ce, _ in r_blocks)
+    if not r_blocks and r_unclosed:
+        r_spans = (_stripped_span(text, text.find(REASONING_OPEN) + len(REASONING_OPEN), len(text)),)
+    a_span: Span | None
     if a_blocks:
         _, cs, ce, _ = a_blocks[-1]
-        answer, source = text[cs:ce].strip(), "answer_tag"
+        a_span, source = _stripped_span(text, cs, ce), "answer_tag"
     elif a_unclosed:
-        answer, source = text[text.rfind(ANSWER_OPEN) + len(ANSWER_OPEN) :].strip(), "unclosed_answer_tag"
+        a_span = _stripped_span(text, text.rfind(ANSWER_OPEN) + len(ANSWER_OPEN), len(text))
+        source = "unclosed_answer_tag"
     else:
-        answer, source = None, "none"
-    if not r_blocks and r_unclosed:
-        reasoning = text[text.find(REASONING_OPEN) + len(REASONING_OPEN) :].strip()
+        a_span, source = None, "none"
     return LayoutParse(
-        reasoning=reasoning,
-        answer=answer,
+        reasoning=join_spans(text, r_spans),
+        answer=None if a_span is None else text[a_span[0] : a_span[1]],
         answer_source=source,
         format_strict=format_strict,
         format_soft=format_soft,
         text_outside_tags=text_outside,
         unclosed=r_unclosed or a_unclosed,
         strict_answer=strict_parts[1].strip() if strict_parts is not None else None,
+        reasoning_spans=r_spans,
+        answer_span=a_span,
     )
 
 
@@ -152,13 +184,17 @@ def parse_think(text: str, *, think_prefilled: bool = True) -> LayoutParse:
     reasoning is every think block, joined, so a model that thinks twice has both counted in its length.
     """
     full = (THINK_OPEN + text) if think_prefilled else text
+    offset = len(full) - len(text)  # spans are reported in the completion's own offsets
     n_open, n_close = full.count(THINK_OPEN), full.count(THINK_CLOSE)
     blocks, unclosed = _blocks(full, THINK_OPEN, THINK_CLOSE)
     think_ok = n_open == 1 and n_close == 1 and len(blocks) == 1
     if not blocks:
-        reasoning = full[full.find(THINK_OPEN) + len(THINK_OPEN) :].strip() if n_open else ""
+        r_spans = (
+            (_shift(_stripped_span(full, full.find(THINK_OPEN) + len(THINK_OPEN), len(full)), offset),)
+            if n_open else ()
+        )
         return LayoutParse(
-            reasoning=reasoning,
+            reasoning=join_spans(text, r_spans),
             answer=None,
             answer_source="none",
             format_strict=False,
@@ -166,13 +202,16 @@ def parse_think(text: str, *, think_prefilled: bool = True) -> LayoutParse:
             text_outside_tags=bool(full.replace(THINK_OPEN, "").strip()) and not n_open,
             unclosed=unclosed,
             think_ok=False,
+            reasoning_spans=r_spans,
         )
     start = blocks[0][0]
     # The answer is what follows the *last* closing tag: a model that re-opens thinking answers after it.
     last_close = full.rfind(THINK_CLOSE)
-    answer = full[last_close + len(THINK_CLOSE) :].strip()
+    a_span = _shift(_stripped_span(full, last_close + len(THINK_CLOSE), len(full)), offset)
+    answer = text[a_span[0] : a_span[1]]
     # Every think block counts towards the reasoning (and its length), not only the first.
-    reasoning = "\n".join(full[cs:ce].strip() for _, cs, ce, _ in blocks)
+    r_spans = tuple(_shift(_stripped_span(full, cs, ce), offset) for _, cs, ce, _ in blocks)
+    reasoning = join_spans(text, r_spans)
     before = full[:start].strip()
     format_soft = bool(answer)
     format_strict = think_ok and bool(reasoning) and bool(answer) and not before
@@ -186,6 +225,8 @@ def parse_think(text: str, *, think_prefilled: bool = True) -> LayoutParse:
         unclosed=unclosed,
         think_ok=think_ok,
         strict_answer=answer if format_strict else None,
+        reasoning_spans=r_spans,
+        answer_span=a_span if answer else None,
     )
 
 

@@ -7,7 +7,7 @@ accuracy, and the GRPO rewards need the same facts. All of them read this record
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 Outcome = Literal["correct", "wrong", "unparseable"]
@@ -72,16 +72,33 @@ class GradeRecord:
     completion_chars: int = 0
     notes: tuple[str, ...] = field(default_factory=tuple)
     judge: JudgeVerdict | None = None
+    # where the measured texts are in the completion (code-point offsets; see LayoutParse): one span per
+    # reasoning block, and the answer region's span (None without one). The reasoning is the blocks' texts
+    # joined with newlines (medbench.tasks.graders.measured_texts cuts both back out).
+    reasoning_spans: tuple[tuple[int, int], ...] = ()
+    answer_span: tuple[int, int] | None = None
 
     @property
     def correct(self) -> bool:
         return self.outcome == "correct"
 
     def to_dict(self) -> dict[str, Any]:
-        """A flat, JSON/parquet-friendly dict (judge fields prefixed ``judge_``)."""
-        d = asdict(self)
-        judge = d.pop("judge")
+        """A flat, JSON/parquet-friendly dict (judge fields prefixed ``judge_``, spans as lists).
+
+        Built field by field rather than with ``dataclasses.asdict`` (which deep-copies every value): the
+        harness converts tens of thousands of records per run.
+        """
+        d = {name: getattr(self, name) for name in _PLAIN_FIELDS}
         d["notes"] = list(self.notes)
-        for key in ("agree", "score", "kind", "rationale", "model"):
-            d[f"judge_{key}"] = None if judge is None else judge[key]
+        d["reasoning_spans"] = [list(span) for span in self.reasoning_spans]
+        d["answer_span"] = None if self.answer_span is None else list(self.answer_span)
+        judge = self.judge
+        for key in _JUDGE_FIELDS:
+            d[f"judge_{key}"] = None if judge is None else getattr(judge, key)
         return d
+
+
+_JUDGE_FIELDS = tuple(f.name for f in fields(JudgeVerdict))
+_PLAIN_FIELDS = tuple(
+    f.name for f in fields(GradeRecord) if f.name not in ("notes", "judge", "reasoning_spans", "answer_span")
+)
