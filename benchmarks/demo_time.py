@@ -5,8 +5,9 @@
     python benchmarks/demo_time.py --repeats 3
 
 The demo runs as a user runs it (``python -m medbench.harness.cli demo``, imports included) into a temporary
-directory. Recorded: wall time per repeat, the demo's own phase times (models ready, evaluation), the CPU count
-and the load average before each repeat (a shared machine makes the number noisy: the load says how noisy).
+directory. Recorded: wall time per repeat, the demo's own phase times (base built, SFT and GRPO trained, all
+done; each counted from the start), the CPU count and the load average before each repeat (a shared machine
+makes the number noisy: the load says how noisy).
 """
 
 from __future__ import annotations
@@ -35,8 +36,10 @@ def one_run() -> dict:
         wall = time.monotonic() - start
     if proc.returncode != 0:
         raise SystemExit(f"medbench demo failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    ready = re.search(r"models ready in (\d+)s", proc.stderr)
-    return {"wall_s": round(wall, 1), "models_ready_s": int(ready.group(1)) if ready else None,
+    phases = {name: re.search(rf"{text} in (\d+)s", proc.stderr)
+              for name, text in (("base_ready_s", "base ready"), ("models_ready_s", "models ready"),
+                                 ("done_s", "done"))}
+    return {"wall_s": round(wall, 1), **{k: int(m.group(1)) if m else None for k, m in phases.items()},
             "load_average_1min_before": round(load, 2)}
 
 

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from .rundir import ROLE_ORDER
 from .spec import CheckpointSpec
 
 PROVENANCE_FILE = "medbench_provenance.json"
@@ -46,16 +47,39 @@ class ResolvedCheckpoint:
     warnings: list[str] = field(default_factory=list)
     content_hash: str | None = None
     files: dict[str, str] = field(default_factory=dict)  # weights file -> sha256
+    declared_role: str | None = None  # the spec's ``role`` for this checkpoint, if it gave one
+
+    @property
+    def role_source(self) -> str | None:
+        """Where :attr:`role` comes from: ``spec`` (the user said so), ``provenance`` (the trainer's record), or
+        ``name`` (a checkpoint named base, sft or grpo); ``None`` when nothing gives one."""
+        if self.declared_role:
+            return "spec"
+        if (self.provenance or {}).get("role"):
+            return "provenance"
+        if self.name in ROLE_ORDER:
+            return "name"
+        return None
 
     @property
     def role(self) -> str | None:
-        role = (self.provenance or {}).get("role")
-        return str(role) if role else None
+        """The lineage role (base / sft / grpo): stated in the spec, else from provenance, else the name when
+        the checkpoint is called base, sft or grpo (``--checkpoint base=Qwen/...``: a hub base has no
+        provenance file). The runner adds one more rule across checkpoints: a role-less checkpoint that is
+        another's provenance parent is the base (:func:`~medbench.harness.rundir.checkpoint_roles`)."""
+        source = self.role_source
+        if source == "spec":
+            return self.declared_role
+        if source == "provenance":
+            return str((self.provenance or {})["role"])
+        return self.name if source == "name" else None
 
     def to_meta(self) -> dict[str, Any]:
         """The checkpoint's entry in run.json."""
         d = asdict(self)
+        d.pop("declared_role")
         d["role"] = self.role
+        d["role_source"] = self.role_source
         d["parent"] = (self.provenance or {}).get("parent")
         return d
 
@@ -165,6 +189,16 @@ def _has_tokenizer(directory: Path) -> bool:
 
 def resolve_checkpoint(spec: CheckpointSpec, *, trust_remote_code: bool = False) -> ResolvedCheckpoint:
     """Find out what a checkpoint is and check that it can be loaded, without loading any weights."""
+    resolved = _resolve(spec, trust_remote_code)
+    resolved.declared_role = spec.role
+    prov_role = (resolved.provenance or {}).get("role")
+    if spec.role and prov_role and prov_role != spec.role:
+        resolved.warnings.append(f"the spec says role {spec.role!r}, its provenance says {prov_role!r}; "
+                                 f"using {spec.role!r}")
+    return resolved
+
+
+def _resolve(spec: CheckpointSpec, trust_remote_code: bool) -> ResolvedCheckpoint:
     name = spec.name
     if spec.adapter:
         return _resolve_adapter(name, spec.adapter, spec.base, spec.revision, trust_remote_code)

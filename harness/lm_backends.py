@@ -1,5 +1,7 @@
 """Build lm-eval model objects (``hf`` = transformers through :class:`lm_eval.models.huggingface.HFLM`,
-``vllm`` = :class:`lm_eval.models.vllm_causallms.VLLM`) for a resolved checkpoint.
+``medbench-fast`` = the same HFLM with medbench's fast greedy generation and shared-context loglikelihoods,
+:class:`medbench.harness.fast_backend.MedbenchFastLM`, ``vllm`` = :class:`lm_eval.models.vllm_causallms.VLLM`)
+for a resolved checkpoint. ``hf`` and ``medbench-fast`` are built by the same code with the same arguments.
 
 Adapters are never merged: ``HFLM(peft=...)`` wraps the base in a ``PeftModel``, and vLLM serves the adapter
 through its LoRA support. Both classes are subclassed only to time each generation batch (lm-eval's
@@ -80,11 +82,19 @@ def build_lm(ck: ResolvedCheckpoint, spec: BenchSpec) -> Any:
     return _build_hf(ck, spec)
 
 
-def _build_hf(ck: ResolvedCheckpoint, spec: BenchSpec) -> Any:
-    from lm_eval.models.huggingface import HFLM
+def _hf_class(backend: str) -> type:
+    """lm-eval's HFLM, or medbench's fast subclass of it, timed (see :class:`_TimedGenerate`). The fast model
+    times its own generations; its fall-back to HFLM's path goes through the timed ``_model_generate``."""
+    if backend == "medbench-fast":
+        from .fast_backend import MedbenchFastLM as base
+    else:
+        from lm_eval.models.huggingface import HFLM as base
 
-    class TimedHFLM(_TimedGenerate, HFLM):
-        pass
+    return type(f"Timed{base.__name__}", (_TimedGenerate, base), {})
+
+
+def _build_hf(ck: ResolvedCheckpoint, spec: BenchSpec) -> Any:
+    TimedHFLM = _hf_class(spec.backend)
 
     device = default_device(spec)
     common: dict[str, Any] = {

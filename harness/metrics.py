@@ -95,6 +95,11 @@ REQUIRED_COLUMNS: tuple[str, ...] = (
     "truncated", "reasoning_tokens", "reasoning_words", "answer_tokens", "answer_words",
 )
 OUTCOMES = ("correct", "wrong", "unparseable")
+#: Every sample column compute_metrics reads. The rest (prompts, completions, …) is dropped before any row
+#: selection, so that selecting the rows of a (checkpoint, task) never copies 30,000 completions.
+READ_COLUMNS: frozenset[str] = frozenset(
+    (*REQUIRED_COLUMNS, "showcase", "subgroup", "group", "task_version", "judge_agree", "judge_kind")
+)
 
 
 def closest(name: str, options: Sequence[str]) -> str:
@@ -248,7 +253,7 @@ def compute_metrics(
     missing = [c for c in REQUIRED_COLUMNS if c not in samples.columns]
     if missing:
         raise ValueError(f"samples lack columns {missing}; expected the samples.parquet schema (SAMPLE_COLUMNS)")
-    frame = samples
+    frame = samples[[c for c in samples.columns if c in READ_COLUMNS]]
     if "showcase" in frame.columns:
         frame = frame[~frame["showcase"].astype("boolean").fillna(False).to_numpy(dtype=bool)]
     frame = frame.reset_index(drop=True)

@@ -23,9 +23,10 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 SCHEMA_VERSION = 1
 
@@ -47,8 +48,42 @@ SAMPLE_COLUMNS: tuple[str, ...] = (
     "completion_tokens", "gen_time_s",
 )
 
-#: Lineage order used to sort checkpoints when provenance gives a role.
+#: Lineage order used to sort checkpoints by role (from provenance, the spec, or the checkpoint's name).
 ROLE_ORDER = {"base": 0, "sft": 1, "grpo": 2}
+
+
+def _same_model(a: Any, b: Any) -> bool:
+    """Whether two model references (hub ids or paths, as run.json records them) name the same model."""
+    if not a or not b:
+        return False
+    a, b = str(a).rstrip("/"), str(b).rstrip("/")
+    if a.lower() == b.lower():
+        return True
+    pa, pb = Path(os.path.expanduser(a)), Path(os.path.expanduser(b))
+    return pa.exists() and pb.exists() and pa.resolve() == pb.resolve()
+
+
+def checkpoint_roles(checkpoints: Sequence[Mapping[str, Any]]) -> dict[str, str | None]:
+    """Each checkpoint's lineage role: its own ``role`` (provenance, spec or name, as the runner recorded it),
+    else ``base`` when it is the model another checkpoint's provenance names as its ``parent`` (a hub base
+    has no provenance file, but the SFT trained from it says where it came from)."""
+    roles = {str(c["name"]): (str(c["role"]) if c.get("role") else None) for c in checkpoints}
+    for c in checkpoints:
+        if roles[str(c["name"])] is None and not c.get("adapter") and any(
+            _same_model(other.get("parent"), c.get("model")) for other in checkpoints if other is not c
+        ):
+            roles[str(c["name"])] = "base"
+    return roles
+
+
+def lineage_order(checkpoints: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Checkpoint entries (run.json's form: name, role, parent, model, adapter) in lineage order
+    base → sft → grpo (roles from :func:`checkpoint_roles`), then in the order given. The one ordering rule:
+    the runner, the run API and so the report all sort with it."""
+    roles = checkpoint_roles(checkpoints)
+    indexed = list(enumerate(checkpoints))
+    indexed.sort(key=lambda ic: (ROLE_ORDER.get(roles[str(ic[1]["name"])] or "", len(ROLE_ORDER)), ic[0]))
+    return [c for _, c in indexed]
 
 
 class RunDirError(RuntimeError):
@@ -237,11 +272,13 @@ class Run:
 
     @property
     def checkpoints(self) -> list[dict[str, Any]]:
-        """Checkpoints in lineage order (base → SFT → GRPO), then in the order the spec gave them."""
-        cks = list(self.meta.get("checkpoints", []))
-        return sorted(
-            cks, key=lambda c: (ROLE_ORDER.get(str(c.get("role") or ""), 99), cks.index(c))
-        )
+        """Checkpoints in lineage order (base → SFT → GRPO, :func:`lineage_order`), then in the order the spec
+        gave them; ``role`` filled in where lineage implies it."""
+        cks = [dict(c) for c in self.meta.get("checkpoints", [])]
+        roles = checkpoint_roles(cks)
+        for c in cks:
+            c["role"] = roles[str(c["name"])]
+        return [dict(c) for c in lineage_order(cks)]
 
     @property
     def checkpoint_names(self) -> list[str]:

@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .checkpoints import CheckpointError, ResolvedCheckpoint, compute_content_hash, resolve_checkpoint
-from .rundir import ROLE_ORDER, RunDirError, RunWriter
+from .rundir import RunDirError, RunWriter, checkpoint_roles
+from .rundir import lineage_order as rundir_lineage_order
 from .spec import BenchSpec, SpecError
 
 #: Settings that change what a model is asked or how it answers: a resumed run must keep them.
@@ -138,9 +139,15 @@ def resolve_all(spec: BenchSpec) -> list[ResolvedCheckpoint]:
     return resolved
 
 
-def lineage_order(checkpoints: list[ResolvedCheckpoint]) -> list[ResolvedCheckpoint]:
-    """base → sft → grpo by provenance role, then the order the user gave."""
-    return sorted(checkpoints, key=lambda c: (ROLE_ORDER.get(c.role or "", 99), checkpoints.index(c)))
+def checkpoint_entries(checkpoints: list[ResolvedCheckpoint]) -> list[dict[str, Any]]:
+    """run.json's checkpoint entries in lineage order (:func:`medbench.harness.rundir.lineage_order`, the one
+    ordering rule), with the role that lineage implies filled in (``role_source: "parent"``)."""
+    metas = [c.to_meta() for c in checkpoints]
+    roles = checkpoint_roles(metas)
+    for m in metas:
+        if m["role"] is None and roles[m["name"]]:
+            m["role"], m["role_source"] = roles[m["name"]], "parent"
+    return [dict(m) for m in rundir_lineage_order(metas)]
 
 
 # -- resume compatibility ------------------------------------------------------------------------------------
@@ -384,7 +391,7 @@ class _BenchRun:
             "command": " ".join(sys.argv),
             "spec": self.spec.to_dict(),
             "settings": _settings(self.spec),
-            "checkpoints": [c.to_meta() for c in lineage_order(self.checkpoints)],
+            "checkpoints": checkpoint_entries(self.checkpoints),
             "tasks": [t.to_meta() for t in self.tasks],
             "environment": self.env,
             "timings": self.timings,
@@ -464,7 +471,8 @@ class _BenchRun:
         self.timings.setdefault(ck.name, {})["load_s"] = round(time.monotonic() - t_load, 2)
         rank = int(getattr(lm, "rank", 0) or 0)
         # vLLM reports results only when a call returns: feed it chunks so a crash loses at most one chunk
-        chunk = None if self.spec.backend == "hf" or self.spec.vllm.data_parallel_size > 1 else 256
+        # (hf and medbench-fast write each finished request to the cache themselves)
+        chunk = None if self.spec.backend != "vllm" or self.spec.vllm.data_parallel_size > 1 else 256
         return ResumableLM(
             lm, f"{self.writer.request_cache_prefix(ck.name)}_rank{rank}.db",
             timings=self.writer.read_timings(ck.name),
@@ -530,7 +538,7 @@ def finalize(writer: RunWriter, spec: BenchSpec, tasks: list[PlannedTask],
                 if ck not in finished:
                     finished.append(ck)
     writer.write_samples(rows)
-    order = [{"name": c.name, "role": c.role} for c in lineage_order(finished)]
+    order = [{"name": m["name"], "role": m["role"]} for m in checkpoint_entries(finished)]
     reference = spec.reference if spec.reference in [c.name for c in finished] else None
     frame = pd.DataFrame(rows) if rows else pd.DataFrame(columns=["checkpoint", "task"])
     metrics = compute_metrics(frame, order, reference=reference) if rows else {"per_task": [], "pairs": []}

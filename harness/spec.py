@@ -13,6 +13,9 @@ Example ``bench.yaml``::
       grpo:                                    # a LoRA adapter, evaluated without merging
         adapter: ./out/grpo_adapter
         base: Qwen/Qwen2.5-3B-Instruct         # optional: read from adapter_config.json otherwise
+      qwen:
+        source: Qwen/Qwen2.5-7B-Instruct
+        role: base                             # optional: base / sft / grpo, for the lineage order
     tasks:
       - medbench_pubmedqa
       - name: medbench_medical_cot
@@ -23,6 +26,10 @@ Example ``bench.yaml``::
     output: runs/nightly
 
 On the command line a checkpoint is ``NAME=SOURCE`` or ``NAME=BASE+ADAPTER``.
+
+Roles order checkpoints base → sft → grpo in the run and the report. They come from the spec's ``role``, else
+the trainer's provenance file, else the name (a checkpoint *named* base, sft or grpo has that role), else
+lineage (a checkpoint that another one's provenance names as its parent is the base).
 """
 
 from __future__ import annotations
@@ -35,11 +42,13 @@ from pathlib import Path
 from typing import Any
 
 DTYPES = ("auto", "float32", "float16", "bfloat16")
-BACKENDS = ("hf", "vllm")
+BACKENDS = ("hf", "vllm", "medbench-fast")
+#: Lineage roles a checkpoint can have (provenance, the spec's ``role``, or its name).
+ROLES = ("base", "sft", "grpo")
 
 #: Spec-file keys at the top level, with what each one holds (used in error messages).
 TOP_KEYS: dict[str, str] = {
-    "checkpoints": "a mapping NAME: SOURCE (or NAME: {source|adapter, base, revision})",
+    "checkpoints": "a mapping NAME: SOURCE (or NAME: {source|adapter, base, revision, role})",
     "tasks": "a list of task or group names, or {name, max_new_tokens, chat_template} entries",
     "limit": "documents per task: a positive integer, or a fraction in (0, 1)",
     "data_dir": "a local data directory (instead of the Hugging Face hub)",
@@ -57,7 +66,7 @@ TOP_KEYS: dict[str, str] = {
     "vllm": "vLLM options: {tensor_parallel_size, data_parallel_size, gpu_memory_utilization, max_model_len}",
     "task_metadata": "a mapping passed to every task's lm-eval metadata (e.g. {sft_train_rows: 1})",
 }
-CHECKPOINT_KEYS = ("source", "adapter", "base", "revision")
+CHECKPOINT_KEYS = ("source", "adapter", "base", "revision", "role")
 TASK_KEYS = ("name", "max_new_tokens", "chat_template")
 VLLM_KEYS = ("tensor_parallel_size", "data_parallel_size", "gpu_memory_utilization", "max_model_len")
 
@@ -76,7 +85,8 @@ class CheckpointSpec:
     """A named checkpoint as the user wrote it, before it is resolved (see :mod:`.checkpoints`).
 
     Exactly one of ``source`` (a hub id or a local directory: a full model or an adapter) and ``adapter`` is
-    set; ``base`` optionally names the base model of an adapter.
+    set; ``base`` optionally names the base model of an adapter; ``role`` (base / sft / grpo) states the
+    checkpoint's place in the lineage when no provenance file does.
     """
 
     name: str
@@ -84,6 +94,7 @@ class CheckpointSpec:
     adapter: str | None = None
     base: str | None = None
     revision: str | None = None
+    role: str | None = None
 
     def describe(self) -> str:
         if self.adapter:
@@ -201,6 +212,8 @@ def _checkpoint_from_yaml(name: Any, value: Any, where: str) -> CheckpointSpec:
     vals = {k: (None if value.get(k) is None else str(value[k])) for k in CHECKPOINT_KEYS}
     if bool(vals["source"]) == bool(vals["adapter"]):
         raise SpecError(f"{where}: give exactly one of 'source' (a model or adapter) and 'adapter'")
+    if vals["role"] is not None:
+        vals["role"] = _choice(vals["role"], ROLES, f"{where}.role")
     return CheckpointSpec(name=name, **vals)
 
 

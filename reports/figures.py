@@ -142,18 +142,23 @@ def format_figure(
                       2.6 * math.ceil(len(shown) / 4) + 0.4)
         axes = _panels(fig, len(shown))
         for ax, task in zip(axes, shown):
+            xs: list[int] = []
+            parts: dict[str, list[float]] = {name: [] for name in FORMAT_COLOURS}
             for ci, ck in enumerate(checkpoints):
                 r = by.get((ck, task), {})
                 strict, soft = r.get("format_strict_rate"), r.get("format_soft_rate")
                 if not (_finite(strict) and _finite(soft)):
                     continue
                 soft = max(soft, strict)  # soft compliance includes strict
-                parts = {"strict": strict, "soft only": soft - strict, "none": 1 - soft}
-                bottom = 0.0
-                for name, value in parts.items():
-                    ax.bar(ci, value * 100, bottom=bottom, color=FORMAT_COLOURS[name], width=0.7,
-                           label=name if ci == 0 else None)
-                    bottom += value * 100
+                xs.append(ci)
+                for name, value in zip(parts, (strict, soft - strict, 1 - soft)):
+                    parts[name].append(value * 100)
+            # One bar call per format category (all checkpoints at once): matplotlib's cost is per call.
+            bottom = [0.0] * len(xs)
+            for name, values in parts.items():
+                ax.bar(xs, values, bottom=bottom, color=FORMAT_COLOURS[name], width=0.7,
+                       label=name if ax is axes[0] else None)
+                bottom = [b + v for b, v in zip(bottom, values)]
             ax.set_xticks(range(len(checkpoints)), list(checkpoints), rotation=30 if len(checkpoints) > 3 else 0,
                           ha="right" if len(checkpoints) > 3 else "center")
             ax.set_title(task)

@@ -84,6 +84,9 @@ def test_run_directory_is_complete_and_consistent(finished_run, tiny_model_dir, 
     results = json.loads(next((out / "lm_eval" / "lora").glob("results_*.json")).read_text())
     assert results["config"]["model_args"]["peft"] == str(tiny_lora_adapter_dir.resolve())
 
+    # the HTML report is rendered at the end (unless --no-report), into the run directory
+    assert "lora" in (out / "report.html").read_text(encoding="utf-8")
+
 
 @pytest.mark.slow
 def test_adapter_is_evaluated_unmerged_exactly_as_peft_runs_it(finished_run, tiny_model_dir, tiny_lora_adapter_dir):

@@ -79,7 +79,7 @@ def test_spec_errors_name_the_place_and_the_fix(tmp_path, yaml_text, message):
 def test_cli_errors_name_the_flag():
     with pytest.raises(SpecError, match=r"--limit: expected documents per task"):
         build_spec(None, {"checkpoints": ["a=gpt2"], "tasks": "t", "limit": "-3"})
-    with pytest.raises(SpecError, match=r"--backend: 'vlm' is not one of hf, vllm \(did you mean 'vllm'"):
+    with pytest.raises(SpecError, match=r"--backend: 'vlm' is not one of hf, vllm, medbench-fast \(did you mean 'vllm'"):
         build_spec(None, {"checkpoints": ["a=gpt2"], "tasks": "t", "backend": "vlm"})
 
 

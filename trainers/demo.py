@@ -1,15 +1,17 @@
-"""The training half of ``medbench demo``: base → SFT → GRPO on the tiny model, on CPU, in well under a minute.
+"""The training half of ``medbench demo``: base → SFT → GRPO on a tiny model, on CPU, in under a minute.
 
-The demo's base is medbench's tiny random-weight Qwen2, given a few full-parameter steps that teach its
-assistant turn to open with the recipe's ``<reasoning>/<answer>`` layout (:func:`build_demo_base`). A random
-model never writes a tag, so every GRPO reward would be 0 for every completion, the group advantages 0 and
-GRPO would have nothing to learn from; an instruct model (the recipe's Qwen2.5-3B-Instruct) follows the
-system prompt some of the time, and the primed tiny model does too, so its rewards vary within a group.
+The demo's base (:func:`build_demo_base`) is medbench's tiny random-weight Qwen2, given a short full-parameter
+"instruction tuning" that teaches it to answer the GRPO recipe's prompts (system prompt + question) in the
+recipe's ``<reasoning>/<answer>`` layout, on the recipe's own *training* rows (GSM8K train, PubMedQA
+``pqa_artificial``, the train side of Health_Benchmarks; never an evaluation document). It stands in for the
+recipe's instruct model: it follows the system prompt's layout, and its answers are guesses.
 
-Both recipes run exactly as ``medbench train`` runs them (the tiny configs ``sft_tiny_cpu.yaml`` and
+Both recipes then run exactly as ``medbench train`` runs them (the tiny configs ``sft_tiny_cpu.yaml`` and
 ``grpo_tiny_cpu.yaml``, the ``trl`` backend, the bundled sample data): the SFT step trains the base, the GRPO
 step trains the SFT checkpoint, and each saved model carries its provenance, so ``medbench bench`` orders
-them base → sft → grpo by lineage.
+them base → sft → grpo by lineage. ``medbench demo`` passes more steps and larger learning rates than the
+configs' test values (:data:`DEMO_SFT_OVERRIDES`, :data:`DEMO_GRPO_OVERRIDES`), so that each step visibly
+changes what the model writes; every override is recorded in the checkpoint's provenance.
 """
 
 from __future__ import annotations
@@ -21,58 +23,88 @@ from . import grpo, sft
 from .backends import select_backend
 from .config import load_config
 
-#: What the primed base learns to write (the recipe's layout; the reasoning is a fixed phrase).
-_PRIMER = "<reasoning>\nLet me think step by step.\n</reasoning>\n<answer>\n{answer}\n</answer>"
+#: What the primed base writes after a question: the recipe's layout with a one-word reasoning, so the whole
+#: layout fits the demo's 32-token budget.
+_PRIMER = "<reasoning>\nShort.\n</reasoning>\n<answer>\n{answer}\n</answer>"
+#: Scale of the base's token embeddings over the tiny model's random init (std 0.02 → 0.16). LoRA trains neither
+#: the embeddings nor the final norm, and with the default init they bound every logit of a 64-wide model to
+#: about ±1, so no LoRA update could make a token likely; a trained model's embeddings are that much larger.
+EMBEDDING_SCALE = 8.0
+#: Priming steps (one training row each) and learning rate: enough that the base writes the layout for most
+#: evaluation prompts, under greedy decoding.
+BASE_STEPS = 200
+BASE_LR = 3e-3
+
+#: ``medbench demo``'s SFT: 100 steps on one row at lr 1e-2 (the config's 2 steps at 2e-4 change nothing a tiny
+#: model writes). The row is ``train[0:1]``: the demo's ``medbench_medical_cot`` holds out the rows after it.
+DEMO_SFT_STEPS = 100
+DEMO_SFT_OVERRIDES = ("training.learning_rate=1e-2", "training.per_device_train_batch_size=1")
+#: ``medbench demo``'s GRPO: 40 steps at lr 5e-3, completions of up to 32 tokens (the demo's evaluation budget,
+#: which the primed layout fits; the config's 24 cut it short of ``</answer>``).
+DEMO_GRPO_STEPS = 40
+DEMO_GRPO_OVERRIDES = ("training.learning_rate=5e-3", "training.max_completion_length=32")
+
+_MARKER = "medbench_demo_base.json"
 
 
-def build_demo_base(out_dir: str | Path, *, data_dir: str | Path | None = None, steps: int = 40,
+def build_demo_base(out_dir: str | Path, *, data_dir: str | Path | None = None, steps: int = BASE_STEPS,
                     seed: int = 0) -> Path:
-    """medbench's tiny model, primed to open its assistant turn with the recipe's layout (see above).
+    """medbench's tiny model, primed to answer the GRPO recipe's prompts in its layout (see the module doc).
 
-    The primer is the assistant turn alone (no question), with the answers of the bundled GRPO rows, so the
-    model learns the layout and the shape of an answer, not which answer goes with which question.
+    Built once: a directory that already holds a base built with the same settings is returned as it is.
     """
     import torch
     from medbench.harness.tiny_models import build_tiny_model
+    from medbench.tasks import prompts
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from .data import grpo_rows
 
     out = Path(out_dir)
-    if (out / "medbench_demo_base.json").is_file():
+    data = str(data_dir) if data_dir is not None else "sample"
+    settings = {"primed_steps": steps, "seed": seed, "lr": BASE_LR, "embedding_scale": EMBEDDING_SCALE,
+                "primer": _PRIMER, "data_dir": data}
+    marker = out / _MARKER
+    if marker.is_file() and json.loads(marker.read_text(encoding="utf-8")) == settings:
         return out
     build_tiny_model(out, seed=seed)
     tok = AutoTokenizer.from_pretrained(out)
     model = AutoModelForCausalLM.from_pretrained(out)
-    cfg = load_config("grpo_tiny_cpu", [f"data.data_dir={data_dir if data_dir is not None else 'sample'}"],
-                      check_training=False)
-    answers = [r["answer"] for r in grpo_rows(cfg.data)[0]]
-    opener = tok.apply_chat_template([{"role": "user", "content": ""}], tokenize=False,
-                                     add_generation_prompt=True).split("<|im_end|>")[-1].lstrip("\n")
+    with torch.no_grad():
+        model.get_input_embeddings().weight.mul_(EMBEDDING_SCALE)
+    cfg = load_config("grpo_tiny_cpu", [f"data.data_dir={data}"], check_training=False)
+    rows = grpo_rows(cfg.data)[0]
     torch.manual_seed(seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=BASE_LR)
     model.train()
     for step in range(steps):
-        text = opener + _PRIMER.format(answer=answers[step % len(answers)]) + tok.eos_token
-        ids = tok(text, return_tensors="pt", add_special_tokens=False)["input_ids"]
+        row = rows[step % len(rows)]
+        messages = [{"role": "system", "content": prompts.SYSTEM_PROMPT}, {"role": "user", "content": row["user"]}]
+        prompt = tok(tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True),
+                     add_special_tokens=False)["input_ids"]
+        answer = tok(_PRIMER.format(answer=row["answer"]) + tok.eos_token, add_special_tokens=False)["input_ids"]
+        ids = torch.tensor([prompt + answer])
         labels = ids.clone()
-        labels[:, : len(tok(opener, add_special_tokens=False)["input_ids"])] = -100
+        labels[:, : len(prompt)] = -100  # learn the answer, not the question
         model(input_ids=ids, labels=labels).loss.backward()
         optimizer.step()
         optimizer.zero_grad()
     model.save_pretrained(out)
-    (out / "medbench_demo_base.json").write_text(json.dumps({"primed_steps": steps, "seed": seed}) + "\n")
+    marker.write_text(json.dumps(settings) + "\n", encoding="utf-8")
     return out
 
 
 def demo_train(base_dir: str | Path | None, out_dir: str | Path, data_dir: str | Path | None = None, *,
-               sft_steps: int = 2, grpo_steps: int = 2) -> dict[str, Path]:
+               sft_steps: int = 2, grpo_steps: int = 2, sft_overrides: tuple[str, ...] | list[str] = (),
+               grpo_overrides: tuple[str, ...] | list[str] = ()) -> dict[str, Path]:
     """Train an SFT then a GRPO checkpoint from the base in ``base_dir``.
 
     Args:
         base_dir: the base model directory; ``None`` builds :func:`build_demo_base` under ``out_dir/base``.
         out_dir: where ``sft/`` and ``grpo/`` are written (adapter, merged model, provenance each).
         data_dir: the local data folder (default: the bundled sample data).
+        sft_steps, grpo_steps: optimizer steps of each recipe.
+        sft_overrides, grpo_overrides: further config overrides (``key=value``), e.g. :data:`DEMO_SFT_OVERRIDES`.
     Returns:
         ``{"base": <base dir>, "sft": <merged SFT model dir>, "grpo": <merged GRPO model dir>}``.
     """
@@ -82,10 +114,12 @@ def demo_train(base_dir: str | Path | None, out_dir: str | Path, data_dir: str |
     data = str(data_dir) if data_dir is not None else "sample"
     backend = select_backend("trl")
     sft_cfg = load_config("sft_tiny_cpu", [f"model.name={base_dir}", f"data.data_dir={data}",
-                                           f"output.dir={out / 'sft'}", f"training.max_steps={sft_steps}"])
+                                           f"output.dir={out / 'sft'}", f"training.max_steps={sft_steps}",
+                                           *sft_overrides])
     sft_saved = sft.run(sft_cfg, backend)
     grpo_cfg = load_config("grpo_tiny_cpu", [f"model.name={sft_saved['merged_16bit']}", f"data.data_dir={data}",
-                                             f"output.dir={out / 'grpo'}", f"training.max_steps={grpo_steps}"])
+                                             f"output.dir={out / 'grpo'}", f"training.max_steps={grpo_steps}",
+                                             *grpo_overrides])
     grpo_saved = grpo.run(grpo_cfg, backend)
     return {"base": Path(base_dir), "sft": Path(sft_saved["merged_16bit"]),
             "grpo": Path(grpo_saved["merged_16bit"])}

@@ -8,7 +8,10 @@ Examples:
 
 A checkpoint is NAME=SOURCE: a hub id, a local model directory, or a LoRA adapter directory (its base is read
 from adapter_config.json and the adapter is evaluated without merging); NAME=BASE+ADAPTER names the base.
-Run the same command again to resume an interrupted run. Several GPUs with the hf backend:
+At the end the HTML report is written to RUN_DIR/report.html (skip it with --no-report; `medbench report`
+renders it later). A checkpoint named base, sft or grpo gets that lineage role unless its provenance file says
+otherwise; in a spec file give `role:`. Run the same command again to resume an interrupted run. Several GPUs
+with the hf backend:
 `accelerate launch -m medbench.harness.cli bench ...` (one model copy per GPU, as lm-eval does it).
 Exit status: 0 all finished, 1 a checkpoint failed or the disk filled (finished work kept), 2 a usage error.
 """
@@ -35,6 +38,8 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", "-o", default=None,
                         help="run directory (bench default: runs/bench-<hash of the settings>, so the same "
                              "command resumes into the same directory)")
+    parser.add_argument("--no-report", action="store_true",
+                        help="don't render RUN_DIR/report.html at the end (`medbench report RUN_DIR` does it later)")
     parser.add_argument("--verbose", action="store_true", help="show lm-eval's and transformers' own logs")
 
 
@@ -56,8 +61,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chat-template", action=argparse.BooleanOptionalAction, default=None,
                         help="apply the tokenizer's chat template for every task (default: per task — on for "
                              "the <reasoning>/<answer> tasks, off for the <think> and loglikelihood tasks)")
-    parser.add_argument("--backend", default=None, choices=["hf", "vllm"],
-                        help="hf (transformers through lm-eval; default) or vllm (the `vllm` extra)")
+    from medbench.harness.spec import BACKENDS  # stdlib-only module: `medbench --help` stays instant
+
+    parser.add_argument("--backend", default=None, choices=list(BACKENDS),
+                        help="hf (transformers through lm-eval; default), medbench-fast (the same model with "
+                             "medbench's fast greedy generation and shared-context scoring; same results, for a "
+                             "GPU without vLLM) or vllm (the `vllm` extra)")
     parser.add_argument("--device", default=None, help="torch device, e.g. cuda:0 or cpu (hf backend)")
     parser.add_argument("--trust-remote-code", action=argparse.BooleanOptionalAction, default=None,
                         help="allow a model's own Python code from the hub (default off)")
@@ -84,7 +93,9 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
 
 def default_output(spec) -> str:
     """runs/bench-<hash>: the same checkpoints, tasks and settings always map to the same directory."""
-    ident = json.dumps({"checkpoints": [c.__dict__ for c in spec.checkpoints],
+    # (a checkpoint's role doesn't change its results, and leaving it out keeps older directories resumable)
+    ident = json.dumps({"checkpoints": [{k: v for k, v in c.__dict__.items() if k != "role"}
+                                        for c in spec.checkpoints],
                         "tasks": [t.__dict__ for t in spec.tasks],
                         "settings": [spec.limit, spec.seed, spec.dtype, spec.load_in_4bit, spec.backend,
                                      spec.max_new_tokens, spec.chat_template]}, sort_keys=True, default=str)
@@ -107,6 +118,22 @@ def report_outcome(outcome, stream=None) -> int:
             print(f"  {name}: {msg}", file=sys.stderr)
         return 1
     return 0
+
+
+def write_report(run_dir, stream=None) -> bool:
+    """Render ``run_dir``'s HTML report and print its path; on failure say why (the run itself is kept)."""
+    from medbench.harness.rundir import RunDirError
+    from medbench.reports import ReportError, render_report
+
+    stream = stream or sys.stdout
+    try:
+        path = render_report([run_dir], progress=None)
+    except (RunDirError, ReportError, OSError) as e:
+        print(f"error: the report could not be written ({e}); the run directory is complete: try "
+              f"`medbench report {run_dir}`", file=sys.stderr)
+        return False
+    print(f"report: {path}", file=stream)
+    return True
 
 
 def run(args: argparse.Namespace) -> int:
@@ -135,4 +162,7 @@ def run(args: argparse.Namespace) -> int:
     except BenchError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    return report_outcome(outcome)
+    status = report_outcome(outcome)
+    if not args.no_report and not write_report(outcome.run_dir):
+        status = status or 1
+    return status

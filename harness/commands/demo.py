@@ -1,8 +1,15 @@
-"""Run the whole loop offline on tiny built-in models and the bundled sample data (about two minutes on a CPU).
+"""Run the whole loop offline on tiny built-in models and the bundled sample data (about a minute on a CPU).
 
-It builds a two-layer base model and a LoRA adapter taught the GRPO recipe's <reasoning>/<answer> layout,
-benchmarks both on every task family (a few documents each) exactly as `medbench bench` does, writes a real
-run directory (default runs/demo-<timestamp>) and prints the summary table. Nothing is downloaded.
+base → SFT → GRPO → bench → report: it builds a two-layer base model primed to answer in the GRPO recipe's
+<reasoning>/<answer> layout, trains an SFT checkpoint from it and a GRPO checkpoint from that with the bundled
+recipes (`trl` backend, CPU), benchmarks the three on every task family (a few documents each) exactly as
+`medbench bench` does, prints the summary table and writes the HTML report. Everything lands in one run
+directory (default runs/demo-<timestamp>; the models under RUN_DIR/models). Nothing is downloaded, and the
+same seed gives the same samples and metrics.
+
+Examples:
+  medbench demo                          # writes runs/demo-<timestamp>/report.html
+  medbench demo --output runs/demo --no-train   # the base model only: a quick look at the harness
 """
 
 from __future__ import annotations
@@ -16,8 +23,13 @@ import time
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from .bench import add_run_options
 
-    parser.add_argument("--train-steps", type=int, default=40,
-                        help="optimizer steps for the demo's format adapter (default 40)")
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("--sft-steps", type=int, default=None,
+                        help="optimizer steps of the demo's SFT recipe (default 100)")
+    parser.add_argument("--grpo-steps", type=int, default=None,
+                        help="optimizer steps of the demo's GRPO recipe (default 40)")
+    parser.add_argument("--no-train", action="store_true",
+                        help="skip the SFT and GRPO steps and benchmark the base model alone")
     add_run_options(parser)
 
 
@@ -29,44 +41,66 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # two-layer models: threads cost more than they save
+    torch.set_num_threads(1)  # two-layer models: threads cost more than they save (and one thread is deterministic)
     try:
         return _run_demo(args, time.monotonic())
     finally:
         torch.set_num_threads(threads)
 
 
+def _say(text: str) -> None:
+    print(f"[demo] {text}", file=sys.stderr, flush=True)
+
+
 def _run_demo(args: argparse.Namespace, t0: float) -> int:
-    """The demo's steps, one call each: build the base, train the adapter, bench (later: the report)."""
+    """The demo's steps, one call each: build the base, train SFT and GRPO, bench, report."""
+    import contextlib
     from pathlib import Path
 
     from medbench.harness import demo_steps
     from medbench.harness.checkpoints import CheckpointError
     from medbench.harness.rundir import RunWriter
-    from medbench.harness.runner import BenchError
+    from medbench.harness.runner import BenchError, run_bench
     from medbench.harness.spec import SpecError
+    from medbench.tasks.loaders import SAMPLE_DATA_DIR
 
-    from .bench import report_outcome
+    # The one place the harness imports trainers: the demo builds its checkpoints with the bundled recipes
+    # before benchmarking them (the same exception DESIGN.md allows trainers' eval callback, in reverse). Lazy,
+    # so that nothing else in the harness depends on trainers.
+    from medbench.trainers import demo as trainers_demo
+
+    from .bench import report_outcome, write_report
 
     out = Path(args.output or f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}")
     RunWriter(out)  # the models live inside the run directory, so it is self-contained
     models = out / "models"
-    seed = 0 if args.seed is None else args.seed
-    print(f"[demo] building the tiny base model in {models / 'base'}", file=sys.stderr)
-    base = demo_steps.build_base(models, seed=seed)
-    print(f"[demo] teaching a LoRA adapter the <reasoning>/<answer> layout ({args.train_steps} steps)",
-          file=sys.stderr)
-    adapter = demo_steps.tune_format_adapter(base, models / "format_lora", steps=args.train_steps, seed=seed)
-    print(f"[demo] models ready in {time.monotonic() - t0:.0f}s; benchmarking", file=sys.stderr)
+    # The trainers print their own progress (TRL's logs) to stdout; the demo's stdout is the summary table.
+    quiet = contextlib.nullcontext() if args.verbose else contextlib.redirect_stdout(sys.stderr)
+    with quiet:
+        _say(f"building the tiny base model in {models / 'base'}")
+        base = trainers_demo.build_demo_base(models / "base", data_dir=SAMPLE_DATA_DIR)
+        checkpoints = {"base": base}
+        if not args.no_train:
+            sft_steps = trainers_demo.DEMO_SFT_STEPS if args.sft_steps is None else args.sft_steps
+            grpo_steps = trainers_demo.DEMO_GRPO_STEPS if args.grpo_steps is None else args.grpo_steps
+            _say(f"base ready in {time.monotonic() - t0:.0f}s; training SFT ({sft_steps} steps) and GRPO "
+                 f"({grpo_steps} steps) with the bundled recipes (trl backend)")
+            trained = trainers_demo.demo_train(
+                base, models, SAMPLE_DATA_DIR, sft_steps=sft_steps, grpo_steps=grpo_steps,
+                sft_overrides=[f"data.split={demo_steps.sft_split()}", *trainers_demo.DEMO_SFT_OVERRIDES],
+                grpo_overrides=list(trainers_demo.DEMO_GRPO_OVERRIDES),
+            )
+            checkpoints = {"base": base, "sft": trained["sft"], "grpo": trained["grpo"]}
+    _say(f"models ready in {time.monotonic() - t0:.0f}s; benchmarking")
     try:
         spec = demo_steps.demo_spec(
-            out, {"base": base, "format_lora": adapter},
-            limit=int(args.limit) if args.limit else 3,
-            max_new_tokens=args.max_new_tokens or 32,
+            out, checkpoints,
+            limit=int(args.limit) if args.limit else demo_steps.DEMO_LIMIT,
+            max_new_tokens=args.max_new_tokens or demo_steps.DEMO_MAX_NEW_TOKENS,
             seed=1234 if args.seed is None else args.seed,
             batch_size=args.batch_size or "auto",
         )
-        outcome = demo_steps.bench(spec, verbose=args.verbose)
+        outcome = run_bench(spec, verbose=args.verbose)
     except (SpecError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -74,5 +108,7 @@ def _run_demo(args: argparse.Namespace, t0: float) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     status = report_outcome(outcome)
-    print(f"[demo] done in {time.monotonic() - t0:.0f}s", file=sys.stderr)
+    if not args.no_report and not write_report(outcome.run_dir):
+        status = status or 1
+    _say(f"done in {time.monotonic() - t0:.0f}s")
     return status
