@@ -583,7 +583,7 @@ def _length_column(df: Any) -> list[int | None]:
 
     tokens, words = numeric("reasoning_tokens"), numeric("reasoning_words")
     lengths = tokens.where(tokens.notna(), words)
-    return [None if v != v else int(v) for v in lengths.tolist()]
+    return [None if math.isnan(v) else int(v) for v in lengths.tolist()]
 
 
 def browser_payload(c: Combined) -> dict[str, Any]:

@@ -50,7 +50,7 @@ def test_runs_without_spans_are_parsed_and_give_the_same_browser_data(runs):
 
 
 def test_spans_from_the_record_need_no_parsing(runs, monkeypatch):
-    import medbench.tasks.graders as graders
+    from medbench.tasks import graders
 
     def refuse(*args, **kwargs):
         raise AssertionError("the report parsed a completion although the record has its spans")
