@@ -143,17 +143,30 @@ def run(args: argparse.Namespace) -> int:
     if not args.verbose:
         os.environ.setdefault("TQDM_DISABLE", "1")  # lm-eval's own bars; medbench prints progress with ETA
 
-    from medbench.harness.checkpoints import CheckpointError
-    from medbench.harness.runner import BenchError, run_bench
-    from medbench.harness.spec import SpecError, build_spec, load_spec_file
+    from medbench.harness.spec import build_spec, load_spec_file
 
-    try:
+    def make_spec():
         file_data = load_spec_file(args.spec) if args.spec else None
         spec = build_spec(file_data, overrides_from_args(args))
         if not spec.output:
             spec = dataclasses.replace(spec, output=default_output(spec))
             print(f"run directory: {spec.output} (give --output to choose)", file=sys.stderr)
-        outcome = run_bench(spec, verbose=args.verbose)
+        return spec
+
+    return bench_and_report(make_spec, verbose=args.verbose, no_report=args.no_report)
+
+
+def bench_and_report(make_spec, *, verbose: bool, no_report: bool) -> int:
+    """Build the spec, run the bench, print the summary and write the report; the exit status of both
+    `medbench bench` and `medbench demo` (0 done, 1 a checkpoint, the disk or the report failed, 2 usage)."""
+    import os
+
+    from medbench.harness.checkpoints import CheckpointError
+    from medbench.harness.runner import BenchError, run_bench
+    from medbench.harness.spec import SpecError
+
+    try:
+        outcome = run_bench(make_spec(), verbose=verbose)
         if int(os.environ.get("RANK", "0") or 0) != 0:
             return 0 if outcome.ok else 1  # under accelerate, rank 0 prints the summary
     except (SpecError, CheckpointError) as e:
@@ -163,6 +176,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     status = report_outcome(outcome)
-    if not args.no_report and not write_report(outcome.run_dir):
+    if not no_report and not write_report(outcome.run_dir):
         status = status or 1
     return status

@@ -58,10 +58,7 @@ def _run_demo(args: argparse.Namespace, t0: float) -> int:
     from pathlib import Path
 
     from medbench.harness import demo_steps
-    from medbench.harness.checkpoints import CheckpointError
     from medbench.harness.rundir import RunWriter
-    from medbench.harness.runner import BenchError, run_bench
-    from medbench.harness.spec import SpecError
     from medbench.tasks.loaders import SAMPLE_DATA_DIR
 
     # The one place the harness imports trainers: the demo builds its checkpoints with the bundled recipes
@@ -69,7 +66,7 @@ def _run_demo(args: argparse.Namespace, t0: float) -> int:
     # so that nothing else in the harness depends on trainers.
     from medbench.trainers import demo as trainers_demo
 
-    from .bench import report_outcome, write_report
+    from .bench import bench_and_report
 
     out = Path(args.output or f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}")
     RunWriter(out)  # the models live inside the run directory, so it is self-contained
@@ -92,23 +89,16 @@ def _run_demo(args: argparse.Namespace, t0: float) -> int:
             )
             checkpoints = {"base": base, "sft": trained["sft"], "grpo": trained["grpo"]}
     _say(f"models ready in {time.monotonic() - t0:.0f}s; benchmarking")
-    try:
-        spec = demo_steps.demo_spec(
+    status = bench_and_report(
+        lambda: demo_steps.demo_spec(
             out, checkpoints,
             limit=int(args.limit) if args.limit else demo_steps.DEMO_LIMIT,
             max_new_tokens=args.max_new_tokens or demo_steps.DEMO_MAX_NEW_TOKENS,
             seed=1234 if args.seed is None else args.seed,
             batch_size=args.batch_size or "auto",
-        )
-        outcome = run_bench(spec, verbose=args.verbose)
-    except (SpecError, CheckpointError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except BenchError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    status = report_outcome(outcome)
-    if not args.no_report and not write_report(outcome.run_dir):
-        status = status or 1
+        ),
+        verbose=args.verbose,
+        no_report=args.no_report,
+    )
     _say(f"done in {time.monotonic() - t0:.0f}s")
     return status
