@@ -35,10 +35,12 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from medbench.harness.runner import PlannedTask
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # the fixture is shared with the report tests
@@ -47,18 +49,6 @@ TARGET_S = 5.0
 
 #: The fixture's tasks as the real medbench tasks they stand for (Health_Benchmarks: one task per specialty).
 TASK_OF = {"pubmedqa": "medbench_pubmedqa", "gsm8k": "medbench_gsm8k", "medical_cot": "medbench_medical_cot"}
-
-
-@dataclass(frozen=True)
-class Planned:
-    """What rows_from_samples reads of the runner's PlannedTask."""
-
-    spec: Any
-    max_gen_toks: int | None
-
-    @property
-    def name(self) -> str:
-        return str(self.spec.name)
 
 
 def _task_name(row: dict[str, Any]) -> str:
@@ -78,8 +68,9 @@ def _doc(family: str, row: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-def lm_eval_logs(rows: list[dict[str, Any]]) -> list[tuple[str, Planned, list[dict[str, Any]]]]:
+def lm_eval_logs(rows: list[dict[str, Any]]) -> list[tuple[str, "PlannedTask", list[dict[str, Any]]]]:
     """The fixture's completions as lm-eval per-sample logs, one list per (checkpoint, task)."""
+    from medbench.harness.runner import PlannedTask
     from medbench.tasks.registry import get_task
 
     logs: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -92,10 +83,10 @@ def lm_eval_logs(rows: list[dict[str, Any]]) -> list[tuple[str, Planned, list[di
             "arguments": [[row["prompt"], {"until": ["</answer>"], "max_gen_toks": spec.max_gen_toks}]],
             "resps": [[row["completion"]]], "filtered_resps": [row["completion"]], "doc_hash": row["doc_key"],
         })
-    return [(ck, Planned(specs[name], specs[name].max_gen_toks), samples) for (ck, name), samples in logs.items()]
+    return [(ck, PlannedTask(specs[name], specs[name].max_gen_toks, chat_template=True, chat_template_explicit=False), samples) for (ck, name), samples in logs.items()]
 
 
-def run_meta(logs: list[tuple[str, Planned, list[dict[str, Any]]]]) -> dict[str, Any]:
+def run_meta(logs: list[tuple[str, "PlannedTask", list[dict[str, Any]]]]) -> dict[str, Any]:
     """run.json as the runner writes it, for the fixture's checkpoints and these tasks."""
     from report_fixture import fixture_meta
 
@@ -114,7 +105,7 @@ def _tokenizer() -> Any:
     return AutoTokenizer.from_pretrained(os.environ.get("MEDBENCH_TOKENIZER", str(QWEN)))
 
 
-def end_to_end(logs: list[tuple[str, Planned, list[dict[str, Any]]]], tokenizer: Any, root: Path) -> dict[str, Any]:
+def end_to_end(logs: list[tuple[str, "PlannedTask", list[dict[str, Any]]]], tokenizer: Any, root: Path) -> dict[str, Any]:
     """One timed pass: grade every pair, write the run directory, compute metrics, render the report."""
     import pandas as pd
     from medbench.harness.metrics import compute_metrics
@@ -172,7 +163,7 @@ def end_to_end(logs: list[tuple[str, Planned, list[dict[str, Any]]]], tokenizer:
             "report_mb": round(report.stat().st_size / 1e6, 1)}
 
 
-def tokenizer_floor(logs: list[tuple[str, Planned, list[dict[str, Any]]]], tokenizer: Any) -> dict[str, Any]:
+def tokenizer_floor(logs: list[tuple[str, "PlannedTask", list[dict[str, Any]]]], tokenizer: Any) -> dict[str, Any]:
     """The tokenizer library alone on exactly the texts medbench counts: one bare batched call over the
     distinct non-empty completions and measured reasoning / answer texts (what no medbench change can save)."""
     from medbench.tasks import scoring
@@ -195,7 +186,7 @@ def tokenizer_floor(logs: list[tuple[str, Planned, list[dict[str, Any]]]], token
             "mb_per_s": round(sum(len(t.encode()) for t in distinct) / 1e6 / wall, 2)}
 
 
-def per_text_grading(logs: list[tuple[str, Planned, list[dict[str, Any]]]], tokenizer: Any) -> dict[str, Any]:
+def per_text_grading(logs: list[tuple[str, "PlannedTask", list[dict[str, Any]]]], tokenizer: Any) -> dict[str, Any]:
     """The old way, for comparison: rows_from_samples with a counter that can only count one text a call."""
     from medbench.harness.sample_rows import TokenizerCounter, rows_from_samples
     from report_fixture import overlap_judge

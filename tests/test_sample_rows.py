@@ -3,10 +3,10 @@ and every number equals what one call per text gives (the real Qwen2 BPE tokeniz
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from medbench.harness.runner import PlannedTask
 from medbench.harness.sample_rows import TokenizerCounter, count_many, rows_from_samples
 from medbench.tasks.graders import JudgeVerdict
 from medbench.tasks.registry import get_task
@@ -65,18 +65,6 @@ def test_a_counter_whose_many_loses_texts_is_an_error():
         count_many(Broken(), ["a", "b"])
 
 
-@dataclass(frozen=True)
-class Planned:
-    """The part of the runner's PlannedTask that rows_from_samples reads."""
-
-    spec: Any
-    max_gen_toks: int | None
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-
 def _log(completions: list[Any], doc_of) -> list[dict[str, Any]]:
     """An lm-eval per-sample log, each document logged twice (once per filter), as lm-eval does."""
     out = []
@@ -115,7 +103,7 @@ def test_rows_with_batched_counts_equal_rows_counted_text_by_text(qwen, task, co
             return {"QUESTION": f"q{i}?", "target": "yes", "doc_key": f"pmid{i}"}
         return {"Question": f"q{i}?", "target": "Stress incontinence", "doc_key": f"cot{i}"}
 
-    planned = Planned(spec, max_gen_toks)
+    planned = PlannedTask(spec, max_gen_toks, chat_template=True, chat_template_explicit=False)
     samples = _log(completions, doc_of)
     counter = TokenizerCounter(qwen)
     batched = rows_from_samples(samples, checkpoint="ck", task=planned, count_tokens=counter,
