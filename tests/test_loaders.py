@@ -13,6 +13,10 @@ from medbench.tasks import loaders
 from medbench.tasks.loaders import SAMPLE_DATA_DIR, DataError, medical_o1, pubmedqa
 from medbench.tasks.prompts import CYSTOMETRY_QUESTION
 
+#: The Health_Benchmarks specialties in the bundled sample data.
+SAMPLE_HEALTH = ("Cardiology", "Lab_Medicine", "Dermatology", "Pharmacy", "Neurology", "Pediatrics",
+                 "Infectious_Diseases", "Endocrinology")
+
 
 @pytest.fixture(autouse=True)
 def _no_env_data_dir(monkeypatch):
@@ -226,19 +230,19 @@ def test_sample_data_loads_for_every_dataset():
         "medqa": len(_docs(loaders.load_medqa(data_dir=SAMPLE_DATA_DIR))),
         "mmlu": len(_docs(loaders.load_mmlu_medical(data_dir=SAMPLE_DATA_DIR))),
         "health": sum(
-            len(_docs(loaders.load_health(s, data_dir=SAMPLE_DATA_DIR)))
-            for s in ("Cardiology", "Lab_Medicine", "Dermatology")
+            len(_docs(loaders.load_health(s, data_dir=SAMPLE_DATA_DIR))) for s in SAMPLE_HEALTH
         ),
         "medical_o1": len(_docs(loaders.load_medical_o1(data_dir=SAMPLE_DATA_DIR))),
     }
-    # 5 PubMedQA records, one outside the official test split; a specialty in .csv; the showcase alone.
+    # 5 PubMedQA records, one outside the official test split; 8 specialties of 12 (one in .csv); of the 72
+    # medical-o1 rows the default held-out rule (rows after the first 500) keeps the showcase alone.
     assert counts == {
         "pubmedqa": 4,
         "gsm8k": 3,
         "medmcqa": 3,
         "medqa": 3,
         "mmlu": 6,
-        "health": 6,
+        "health": 96,
         "medical_o1": 1,
     }
     sample_ids = {d["pubid"] for d in _docs(loaders.load_pubmedqa(data_dir=SAMPLE_DATA_DIR))}
@@ -294,6 +298,12 @@ def test_medical_o1_sample_data_showcase_matches_the_recipe_question():
     (doc,) = _docs(loaders.load_medical_o1(data_dir=SAMPLE_DATA_DIR))
     assert doc["Question"] == CYSTOMETRY_QUESTION and doc["showcase"] and doc["doc_key"] == "o1-en-0"
     assert doc["target"] == doc["Response"]
+
+
+def test_medical_o1_sample_data_holds_out_24_rows_after_the_demos_48_training_rows():
+    docs = _docs(loaders.load_medical_o1(data_dir=SAMPLE_DATA_DIR, sft_train_rows=48))
+    assert docs[0]["showcase"] and [d["row"] for d in docs[1:]] == list(range(48, 72))
+    assert not any(d["in_sft_train"] for d in docs[1:])
 
 
 # --- errors on broken data ------------------------------------------------------------------------------------
@@ -445,13 +455,15 @@ def test_invalid_json_line_is_located(sample_copy):
 def test_health_sides_partition_each_specialty_by_the_shared_split_rule():
     from medbench.tasks.splits import health_split
 
-    for specialty in ("Cardiology", "Lab_Medicine", "Dermatology"):
+    for specialty in SAMPLE_HEALTH:
         every = _docs(loaders.load_health(specialty, data_dir=SAMPLE_DATA_DIR))
         sides = {
             side: _docs(loaders.load_health(specialty, data_dir=SAMPLE_DATA_DIR, health_split=side))
             for side in ("eval", "train")
         }
-        assert sides["eval"] and all(health_split(d["Questions"]) == "eval" for d in sides["eval"])
+        # the demo scores the eval side and GRPO trains on the train side: both need a few questions
+        assert len(sides["eval"]) >= 6 and len(sides["train"]) >= 6, specialty
+        assert all(health_split(d["Questions"]) == "eval" for d in sides["eval"])
         assert sorted(d["doc_key"] for d in sides["eval"] + sides["train"]) == sorted(
             d["doc_key"] for d in every
         )
@@ -469,7 +481,7 @@ def test_health_task_yaml_scores_the_eval_side_only():
     )
     task = manager.load(["medbench_health_lab_medicine"])["tasks"]["medbench_health_lab_medicine"]
     docs = list(task.test_docs())
-    assert len(docs) == 1 and {health_split(d["Questions"]) for d in docs} == {"eval"}
+    assert len(docs) == 6 and {health_split(d["Questions"]) for d in docs} == {"eval"}  # 6 of its 12
 
 
 def test_health_side_with_no_questions_and_unknown_side(sample_copy):
