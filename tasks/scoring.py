@@ -22,15 +22,18 @@ from .graders.answers import YesNoMaybe, answer_type
 from .graders.grade import Judge, TokenCounter
 from .registry import TaskSpec, get_task
 
-#: Metrics every generative task reports to lm-eval (means over documents).
+#: Metrics every generative task reports to lm-eval (means over documents). ``truncated`` is not among them:
+#: lm-eval's ``process_results`` hook sees only the text, and whether the token limit was hit is counted from
+#: the generated token ids (the harness records it per sample).
 GENERATIVE_METRICS: tuple[str, ...] = (
-    "acc",  # lenient: the answer the model meant is right
+    "acc",  # the answer region's one answer is right (the benchmark's accuracy)
     "acc_strict",  # right *and* given exactly in the asked layout (lm-eval's "strict-match" analogue)
-    "unparseable",  # no answer could be read at all (never folded into "wrong")
+    "acc_flexible",  # right where the completion committed to it, in the layout or not ("flexible-extract")
+    "unparseable",  # no one answer in the answer region (none, or a hedge naming several); never "wrong"
     "format_strict",
     "format_soft",
-    "truncated",
     "reasoning_words",
+    "completion_words",  # the whole completion: a reply that ignores the layout has 0 reasoning words
 )
 #: Extra metric of free-answer (judged) tasks: the share of verdicts that came from the offline proxy judge,
 #: so an ``acc`` decided by the proxy is labelled as such in lm-eval's own table.
@@ -115,8 +118,9 @@ def ll_choices(spec: TaskSpec, doc: dict[str, Any] | None = None) -> list[str]:
 
 def grade_loglikelihood(spec: TaskSpec, doc: dict[str, Any], loglikelihoods: Sequence[float]) -> GradeRecord:
     """Score a loglikelihood task: the choice with the highest loglikelihood (the first one on a tie, as
-    ``numpy.argmax`` and lm-eval do) against the gold choice. Nothing is generated, so there is no layout to
-    break: the format flags are true by construction and the lengths are zero."""
+    ``numpy.argmax`` and lm-eval do) against the gold choice. Nothing is generated, so what is about
+    generated text does not apply and is ``None`` (format and truncation flags, the flexible reading), and
+    the lengths are zero."""
     choices = ll_choices(spec, doc)
     if len(loglikelihoods) != len(choices):
         raise ValueError(
@@ -136,13 +140,17 @@ def grade_loglikelihood(spec: TaskSpec, doc: dict[str, Any], loglikelihoods: Seq
         strict_extracted=pred,
         lenient_extracted=pred,
         strict_correct=correct,
+        flexible_outcome=None,
+        flexible_extracted=None,
+        flexible_source=None,
         layout="loglikelihood",
         answer_type=kind.name,
-        format_strict=True,
-        format_soft=True,
+        format_strict=None,
+        format_soft=None,
         think_ok=None,
         text_outside_tags=False,
-        truncated=False,
+        truncated=None,
+        unclosed_tag=None,
         reasoning_words=0,
         answer_words=0,
         completion_chars=0,
@@ -157,11 +165,12 @@ def lm_eval_metrics(spec: TaskSpec, record: GradeRecord) -> dict[str, float]:
     metrics = {
         "acc": float(record.correct),
         "acc_strict": float(record.strict_correct),
+        "acc_flexible": float(record.flexible_correct),
         "unparseable": float(record.outcome == "unparseable"),
-        "format_strict": float(record.format_strict),
-        "format_soft": float(record.format_soft),
-        "truncated": float(record.truncated),
+        "format_strict": float(bool(record.format_strict)),
+        "format_soft": float(bool(record.format_soft)),
         "reasoning_words": float(record.reasoning_words),
+        "completion_words": float(record.completion_words),
     }
     if spec.answer == "free" and record.judge is not None:
         metrics["judge_proxy"] = float(record.judge.kind == "proxy")

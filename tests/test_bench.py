@@ -44,7 +44,7 @@ def test_run_directory_is_complete_and_consistent(finished_run, tiny_model_dir, 
     assert cks["lora"]["model"] == str(tiny_model_dir.resolve())  # base read from adapter_config.json
     assert cks["lora"]["adapter"] == str(tiny_lora_adapter_dir.resolve())
     assert cks["base"]["content_hash"] and cks["lora"]["content_hash"] != cks["base"]["content_hash"]
-    assert {t["name"]: t["version"] for t in meta["tasks"]} == {"medbench_pubmedqa": "1", "medbench_pubmedqa_ll": "1"}
+    assert {t["name"]: t["version"] for t in meta["tasks"]} == {"medbench_pubmedqa": "2", "medbench_pubmedqa_ll": "1"}
     assert meta["environment"]["packages"]["lm-eval"] == "0.4.13"
     assert "cpu_count" in meta["environment"]["hardware"] and "sha" in meta["environment"]["git"]
     assert set(meta["timings"]) == {"base", "lora"} and "medbench_pubmedqa" in meta["timings"]["lora"]

@@ -34,7 +34,8 @@ def xml(reasoning: str, answer: str, tail: str = "\n") -> str:
 
 @dataclass(frozen=True)
 class Expect:
-    """The fields of a GradeRecord a case pins down (defaults: nothing found, no format, not truncated)."""
+    """The fields of a GradeRecord a case pins down (defaults: nothing found, no format, truncation unknown,
+    no tag left open, and a flexible reading equal to the primary one)."""
 
     outcome: str
     extracted: str | None = None
@@ -45,9 +46,13 @@ class Expect:
     format_soft: bool = False
     think_ok: bool | None = None
     outside: bool = False
-    truncated: bool = False
+    truncated: bool | None = None
+    unclosed: bool = False
+    #: (flexible_outcome, flexible_extracted, flexible_source); None: the same as the primary reading
+    flex: tuple | None = None
 
     def of(self, rec: GradeRecord) -> Expect:
+        flex = (rec.flexible_outcome, rec.flexible_extracted, rec.flexible_source)
         return Expect(
             outcome=rec.outcome,
             extracted=rec.extracted,
@@ -59,6 +64,8 @@ class Expect:
             think_ok=rec.think_ok,
             outside=rec.text_outside_tags,
             truncated=rec.truncated,
+            unclosed=rec.unclosed_tag,
+            flex=None if flex == (rec.outcome, rec.extracted, rec.answer_source) else flex,
         )
 
 
@@ -88,8 +95,7 @@ XML_YESNO = [
                  Expect("wrong", extracted="maybe", source="answer_tag", format_strict=True, format_soft=True),
                  id="maybe-not-reads-maybe"),
     pytest.param("<reasoning>\nr\n</reasoning>\n<answer>\nno\n</answer>\n<answer>\nyes\n</answer>", "yes",
-                 Expect("correct", extracted="yes", source="answer_tag", format_soft=True),
-                 id="repeated-answer-tags-last-wins"),
+                 Expect("unparseable", format_soft=True), id="repeated-answer-tags-that-disagree-are-no-answer"),
     pytest.param("<answer>\nyes\n</answer>\n<reasoning>\nr\n</reasoning>", "yes",
                  Expect("correct", extracted="yes", source="answer_tag"), id="tags-in-wrong-order"),
     pytest.param("<reasoning>\n<reasoning>\nr\n</reasoning>\n</reasoning>\n<answer>\nyes\n</answer>", "yes",
@@ -98,24 +104,28 @@ XML_YESNO = [
     pytest.param("<reasoning>\ndraft <answer>no</answer>\n</reasoning>\n<answer>\nyes\n</answer>", "yes",
                  Expect("correct", extracted="yes", source="answer_tag", format_soft=True),
                  id="answer-tag-inside-reasoning-then-real-answer"),
+    # An answer outside the answer region is the flexible reading, never the primary one.
     pytest.param("<reasoning>\nAll things considered, the answer is yes.\n</reasoning>", "yes",
-                 Expect("correct", extracted="yes", source="reasoning"), id="answer-only-in-reasoning"),
+                 Expect("unparseable", flex=("correct", "yes", "reasoning")), id="answer-only-in-reasoning"),
     pytest.param("<reasoning>\nSo the answer is yes.\n</reasoning>\n<answer>\n\n</answer>", "yes",
-                 Expect("correct", extracted="yes", source="reasoning", format_soft=True),
+                 Expect("unparseable", format_soft=True, flex=("correct", "yes", "reasoning")),
                  id="blank-answer-tag-answer-in-reasoning"),
     pytest.param("<reasoning>\nThe answer is no.\n</reasoning>\n<answer>\nunclear\n</answer>", "no",
-                 Expect("unparseable", format_strict=True, format_soft=True),
+                 Expect("unparseable", format_strict=True, format_soft=True, flex=("correct", "no", "reasoning")),
                  id="unreadable-answer-tag-not-rescued-by-reasoning"),
     pytest.param("<reasoning>\nr\n</reasoning>\n<answer>\nyes", "yes",
-                 Expect("correct", extracted="yes", source="unclosed_answer_tag", truncated=True),
+                 Expect("correct", extracted="yes", source="unclosed_answer_tag", unclosed=True),
                  id="unclosed-answer-tag"),
-    pytest.param("<reasoning>\nfirst, the cohort\nyes", "yes", Expect("unparseable", truncated=True),
-                 id="unclosed-reasoning-last-line-not-an-answer"),
+    # stopped on its own (no token limit hit): the last line is what the model ended on
+    pytest.param("<reasoning>\nfirst, the cohort\nyes", "yes",
+                 Expect("unparseable", unclosed=True, flex=("correct", "yes", "reasoning")),
+                 id="unclosed-reasoning-last-line-is-flexible"),
     pytest.param("The answer is yes.", "yes",
-                 Expect("correct", extracted="yes", source="answer_phrase", outside=True), id="no-tags-phrase"),
+                 Expect("unparseable", outside=True, flex=("correct", "yes", "text")), id="no-tags-phrase"),
     pytest.param("Considering the evidence.\nyes", "yes",
-                 Expect("correct", extracted="yes", source="text", outside=True), id="no-tags-bare-last-line"),
-    pytest.param("<Answer>yes</Answer>", "yes", Expect("unparseable", outside=True), id="tags-are-case-sensitive"),
+                 Expect("unparseable", outside=True, flex=("correct", "yes", "text")), id="no-tags-bare-last-line"),
+    pytest.param("<Answer>yes</Answer>", "yes", Expect("unparseable", outside=True, flex=("correct", "yes", "text")),
+                 id="tags-are-case-sensitive"),
     pytest.param("", "yes", Expect("unparseable"), id="empty"),
     pytest.param(None, "yes", Expect("unparseable"), id="none"),
     pytest.param("   \n\t  \n", "yes", Expect("unparseable"), id="whitespace-only"),
@@ -127,7 +137,7 @@ XML_YESNO = [
     pytest.param(xml("<script>alert(1)</script>", "yes"), "yes", Expect("correct", **_strict_ok("yes")),
                  id="script-tag-in-reasoning"),
     pytest.param(xml(LONG, "yes"), "yes", Expect("correct", **_strict_ok("yes")), id="100k-chars-strict"),
-    pytest.param("<reasoning>\n" + LONG, "yes", Expect("unparseable", truncated=True), id="100k-chars-truncated"),
+    pytest.param("<reasoning>\n" + LONG, "yes", Expect("unparseable", unclosed=True), id="100k-chars-unclosed"),
 ]
 
 XML_CHOICE = [
@@ -139,7 +149,7 @@ XML_CHOICE = [
                  Expect("correct", extracted="B", source="answer_tag", format_strict=True, format_soft=True),
                  id="the-answer-is-B-in-tag"),
     pytest.param("After weighing the options, the answer is B.", "B",
-                 Expect("correct", extracted="B", source="answer_phrase", outside=True), id="the-answer-is-B-no-tags"),
+                 Expect("unparseable", outside=True, flex=("correct", "B", "text")), id="the-answer-is-B-no-tags"),
     pytest.param(xml("r", "The answer is b"), "B",
                  Expect("correct", extracted="B", source="answer_tag", format_strict=True, format_soft=True),
                  id="the-answer-is-lowercase-b"),
@@ -160,7 +170,7 @@ XML_CHOICE = [
     pytest.param(xml("r", "B. Aspirin\nbecause it inhibits platelets"), "B",
                  Expect("correct", extracted="B", source="answer_tag", format_strict=True, format_soft=True),
                  id="letter-then-explanation-lines"),
-    pytest.param("We rule out A and C.\nB", "B", Expect("correct", extracted="B", source="text", outside=True),
+    pytest.param("We rule out A and C.\nB", "B", Expect("unparseable", outside=True, flex=("correct", "B", "text")),
                  id="no-tags-letter-last-line"),
 ]
 
@@ -182,9 +192,14 @@ XML_NUMBER = [
     pytest.param(xml("r", "The answer is 18, not 20"), "18",
                  Expect("correct", extracted="18", source="answer_tag", format_strict=True, format_soft=True),
                  id="explicit-phrase-beats-last-number"),
-    pytest.param(xml("r", "10-15 tablets"), "15",
-                 Expect("correct", extracted="15", source="answer_tag", format_strict=True, format_soft=True),
-                 id="range-is-not-negative"),
+    pytest.param(xml("r", "10-15 tablets"), "15", Expect("unparseable", format_strict=True, format_soft=True),
+                 id="range-names-two-numbers-and-is-not-negative"),
+    pytest.param(xml("r", "48/2 = 24"), "24",
+                 Expect("correct", extracted="24", source="answer_tag", format_strict=True, format_soft=True),
+                 id="division-result"),
+    pytest.param(xml("r", "Vitamin B12: 3 tablets"), "3",
+                 Expect("correct", extracted="3", source="answer_tag", format_strict=True, format_soft=True),
+                 id="digits-glued-to-a-letter-are-not-a-number"),
     pytest.param(xml("r", "3/4"), "4", Expect("unparseable", format_strict=True, format_soft=True),
                  id="fraction-is-not-its-denominator"),
     pytest.param(xml("r", "She ate 3/4 of it, so 6 slices remain"), "6",
@@ -194,7 +209,7 @@ XML_NUMBER = [
                  Expect("wrong", extracted="20", source="answer_tag", strict="20", format_strict=True,
                         format_soft=True), id="wrong-number"),
     pytest.param("Natalia sold 48/2 = 24 clips in May.\n#### 72", "72",
-                 Expect("correct", extracted="72", source="answer_phrase", outside=True), id="gsm8k-hash-answer"),
+                 Expect("unparseable", outside=True, flex=("correct", "72", "text")), id="gsm8k-hash-answer"),
     pytest.param(xml("r", "1" * 100_000), "5",
                  Expect("wrong", extracted="1" * 100_000, source="answer_tag", strict="1" * 100_000,
                         format_strict=True, format_soft=True), id="100k-digit-number-no-crash"),
@@ -215,23 +230,28 @@ THINK = [
                  Expect("correct", extracted="no", source="after_think", format_soft=True, think_ok=False),
                  id="two-think-blocks-answer-after-last"),
     pytest.param("still thinking about the detrusor", "yes", {},
-                 Expect("unparseable", think_ok=False, truncated=True), id="unclosed-think"),
-    pytest.param("still thinking\nyes", "yes", {}, Expect("unparseable", think_ok=False, truncated=True),
-                 id="unclosed-think-last-line-not-an-answer"),
+                 Expect("unparseable", think_ok=False, unclosed=True), id="unclosed-think"),
+    pytest.param("still thinking\nyes ", "yes", {"hit_token_limit": True},
+                 Expect("unparseable", think_ok=False, unclosed=True, truncated=True),
+                 id="cut-at-the-limit-last-line-not-an-answer"),
     pytest.param("so the answer is yes, but let me check", "yes", {},
-                 Expect("correct", extracted="yes", source="reasoning", think_ok=False, truncated=True),
-                 id="unclosed-think-phrase-in-reasoning"),
+                 Expect("unparseable", think_ok=False, unclosed=True, flex=("correct", "yes", "reasoning")),
+                 id="unclosed-think-phrase-in-reasoning-is-flexible"),
     pytest.param("r\n</think>\n", "yes", {}, Expect("unparseable", think_ok=True), id="nothing-after-think"),
     pytest.param("Sure! <think>r</think>yes", "yes", {"think_prefilled": False},
                  Expect("correct", extracted="yes", source="after_think", format_soft=True, think_ok=True,
                         outside=True), id="text-before-think"),
     pytest.param("yes", "yes", {"think_prefilled": False},
-                 Expect("correct", extracted="yes", source="text", think_ok=False, outside=True),
+                 Expect("unparseable", think_ok=False, outside=True, flex=("correct", "yes", "text")),
                  id="no-think-at-all"),
-    pytest.param("r\n</think>\nyes", "yes", {"hit_token_limit": True},
+    pytest.param("r\n</think>\nyes\n", "yes", {"hit_token_limit": True},
                  Expect("correct", extracted="yes", source="after_think", strict="yes", strict_correct=True,
                         format_strict=True, format_soft=True, think_ok=True, truncated=True),
                  id="hit-token-limit-is-truncated"),
+    # the last word of a completion cut at the token limit may be incomplete ("no" of "not"): not read
+    pytest.param("r\n</think>\nno", "no", {"hit_token_limit": True},
+                 Expect("unparseable", format_strict=True, format_soft=True, think_ok=True, truncated=True),
+                 id="hit-token-limit-last-word-not-read"),
     pytest.param(LONG + "\n</think>\nyes", "yes", {},
                  Expect("correct", extracted="yes", source="after_think", strict="yes", strict_correct=True,
                         format_strict=True, format_soft=True, think_ok=True), id="100k-chars"),
@@ -268,9 +288,9 @@ def test_five_option_letters():
 
 def test_raw_text_is_kept_not_sanitised():
     """The grader keeps model text as is; escaping is the HTML report's job (it must never be dropped)."""
-    rec = grade(xml("r", "<script>alert(1)</script>"), "ref", layout="xml", answer="free",
+    rec = grade(xml("r", "Give <5 mg & stop if \"rash\" </br"), "ref", layout="xml", answer="free",
                 judge=lambda a, r: JudgeVerdict(agree=False, score=0.0, kind="proxy"))
-    assert rec.extracted == "<script>alert(1)</script>"
+    assert rec.extracted == "Give <5 mg & stop if \"rash\" </br"
 
 
 def test_lengths_in_words_and_tokens_cover_every_think_block():
@@ -442,8 +462,15 @@ def test_parse_xml_exposes_strict_answer_only_for_strict_layout():
 
 
 @pytest.mark.parametrize("completion", ["<reasoning>\n" + LONG, "<reasoning>\n" * 5000 + LONG,
-                                        "<answer>yes</answer>" * 5000, " " * 100_000],
-                         ids=["open-reasoning", "many-open-tags", "many-answers", "spaces"])
+                                        "<answer>yes</answer>" * 5000, " " * 100_000,
+                                        # aimed at the readers: phrases, lists, negations, chains, markup
+                                        xml("r", "The answer is yes or " * 5000), xml("r", "A, B, (C) " * 10000),
+                                        "the answer is 1 or 2 = " * 5000, xml("r", "not (" * 20000 + "B"),
+                                        'answer to the question "' * 4000, "<answer><b " * 10000,
+                                        xml("r", "1" * 50_000 + " - " + "2" * 50_000)],
+                         ids=["open-reasoning", "many-open-tags", "many-answers", "spaces", "phrase-hedges",
+                              "letter-lists", "number-chains", "negations", "open-quoted-questions",
+                              "unclosed-markup", "huge-expression"])
 def test_100k_adversarial_completions_grade_in_linear_time(completion):
     # A regex with ``.*?\S.*?`` under fullmatch took 90 s on the first of these; string scanning takes ~10 ms.
     start = time.perf_counter()

@@ -67,7 +67,7 @@ def test_task_specs_carry_layout_answer_letters_version_and_budget():
         "generate_until",
         "xml",
         "yesno",
-        "1",
+        "2",
         1024,
     )
     ll = registry.get_task("medbench_pubmedqa_ll")
@@ -170,7 +170,7 @@ def test_generation_is_greedy_with_no_early_stop(task_manager):
     task = _lm_task(task_manager, "medbench_gsm8k")
     gen = task.config.generation_kwargs
     assert gen["do_sample"] is False and gen["max_gen_toks"] == 1024 and gen["until"] == []
-    assert task.VERSION == 1
+    assert task.VERSION == 2
 
 
 # --- prompts as lm-eval renders them --------------------------------------------------------------------------
@@ -298,22 +298,23 @@ def test_grade_doc_uses_the_tasks_layout_answer_type_and_the_documents_letters()
         "<reasoning>\nGraves disease.\n</reasoning>\n<answer>\nE\n</answer>",
     )
     assert (medqa_doc["letters"], rec.outcome, rec.extracted) == ("ABCDE", "correct", "E")
-    # GSM8K: right number, wrong layout -> lenient correct, strict not
+    # GSM8K: right number, layout ignored -> no answer region (acc 0), right in the flexible reading
     gsm = scoring.grade_doc(
         registry.get_task("medbench_gsm8k"),
         _sample_doc(loaders.load_gsm8k),
         "23 patients a day, so 23 * 5 = 115. The answer is 115.",
     )
-    assert (gsm.outcome, gsm.strict_correct) == ("correct", False)
+    assert (gsm.outcome, gsm.flexible_outcome, gsm.strict_correct) == ("unparseable", "correct", False)
     metrics = scoring.lm_eval_metrics(registry.get_task("medbench_gsm8k"), gsm)
     assert metrics == {
-        "acc": 1.0,
+        "acc": 0.0,
         "acc_strict": 0.0,
-        "unparseable": 0.0,
+        "acc_flexible": 1.0,
+        "unparseable": 1.0,
         "format_strict": 0.0,
         "format_soft": 0.0,
-        "truncated": 0.0,
         "reasoning_words": 0.0,
+        "completion_words": 14.0,
     }
 
 
@@ -329,7 +330,7 @@ def test_medical_cot_is_judged_and_the_proxy_is_labelled():
     llm = scoring.grade_doc(spec, doc, completion, judge=_judge(agree=False, kind="llm"))
     assert llm.outcome == "wrong" and scoring.lm_eval_metrics(spec, llm)["judge_proxy"] == 0.0
     unclosed = scoring.grade_doc(spec, doc, "still thinking about the bladder", judge=_judge())
-    assert (unclosed.outcome, unclosed.truncated) == ("unparseable", True)
+    assert (unclosed.outcome, unclosed.unclosed_tag, unclosed.truncated) == ("unparseable", True, None)
     assert "judge_proxy" not in scoring.lm_eval_metrics(spec, unclosed)
 
 
@@ -384,9 +385,9 @@ def test_every_task_runs_end_to_end_on_the_tiny_model(tiny_model_dir, task_manag
                 spec.name,
                 metric,
             )
-        assert out["versions"][spec.name] == 1
+        assert out["versions"][spec.name] == 2
         samples = out["samples"][spec.name]
-        assert len(samples) == (1 if spec.family in ("medical_cot", "health") else 2)  # sample data sizes
+        assert len(samples) == (1 if spec.family == "medical_cot" else 2)  # sample data sizes
         for sample in samples:  # the raw completion is kept, and the doc carries what the harness re-grades
             raw = sample["resps"][0][0]
             info = scoring.doc_info(spec, sample["doc"])

@@ -13,8 +13,14 @@ soft_format_reward    0.5: a closed reasoning block, then an answer block     ``
 strict_format_reward  0.5: exactly the system prompt's layout                 ``format_strict``
 answer_type_reward    0.5: ``<answer>`` holds just a number / yes-no-maybe /  ``region_answer``
                       a letter, as the row's ``answer_type`` asks
-correctness_reward    2.0: the answer is right                                ``outcome == "correct"``
+correctness_reward    2.0: the answer region's one answer is right            ``outcome == "correct"``
 ====================  ======================================================  =====================
+
+A hedge earns nothing beyond the format rewards: a region that names two options (``"yes or no"``, ``"A-D"``,
+an echoed option list, answer blocks that disagree) is no answer for ``answer_type_reward`` and
+``correctness_reward`` alike, so no hedged completion out-earns committing to one answer in the same layout.
+The flexible reading (an answer found in the reasoning or in plain text) is reported by the benchmark and never
+rewarded; a :class:`GradeReward` on ``flexible_correct`` would reward it, on purpose.
 
 Unlike the recipe's regexes (``re.match`` without ``re.DOTALL``), the layout checks accept reasoning that
 spans lines, which is what a model asked to reason writes; the recipe's soft regex cannot even match its own
@@ -240,9 +246,11 @@ def correctness_reward(
     letters: Sequence[str | None] | None = None,
     **trainer_extras: Any,
 ) -> list[float | None]:
-    """2.0 when the grader's outcome is ``correct`` — the benchmark's own accuracy decision (``"Yes."``,
-    ``"$1,234"`` and ``"(B)"`` count; an answer only in the reasoning counts too, the format rewards are
-    what ask for the layout). ``None`` for ``free`` rows (they need a judge: see :class:`GradeReward`)."""
+    """2.0 when the grader's outcome is ``correct`` — the benchmark's own accuracy decision, which reads the
+    answer region only (``"Yes."``, ``"$1,234"`` and ``"(B)"`` count; an answer only in the reasoning or in
+    text outside the layout does not, and a region naming two options — ``"B or C"``, an echoed option list,
+    answer blocks that disagree — is no answer). ``None`` for ``free`` rows (they need a judge: see
+    :class:`GradeReward`)."""
     n = len(completions)
     received = _received(trainer_extras, answer=answer, answer_type=answer_type, letters=letters)
     targets = _column("answer", answer, n, "correctness_reward", received)

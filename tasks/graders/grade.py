@@ -6,10 +6,11 @@ lm-eval's ``process_results`` hooks, medbench's run directory and the GRPO rewar
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Callable, Literal
 
-from .answers import AnswerType, answer_type
+from .answers import NOTHING, AnswerType, Reading, and_list, answer_type, merge
 from .layouts import LayoutParse, join_spans, parse_think, parse_xml
 from .record import GradeRecord, JudgeVerdict
 
@@ -45,9 +46,63 @@ def _kind(answer: str | AnswerType, letters: str) -> AnswerType:
     return answer if not isinstance(answer, str) else _named_kind(answer, letters)
 
 
-def _region_strict(kind: AnswerType, parsed: LayoutParse) -> str | None:
-    """The answer region read strictly (exactly one well-typed answer, nothing else), whatever the layout."""
-    return kind.strict(parsed.answer) if parsed.answer else None
+#: Markup or code inside an answer region: an HTML/XML tag, an HTML comment or a code fence. The answer
+#: region is plain text; an answer wrapped in markup is no answer (markdown emphasis such as **B** is fine).
+_MARKUP = re.compile(r"</?[A-Za-z][\w:.-]*(?:\s[^<>]*)?/?>|<!--|```|~~~")
+#: A tag in text read by the flexible reading: read as a space.
+_TAG = re.compile(r"</?[A-Za-z][\w:.-]*(?:\s[^<>]*)?/?>")
+
+
+def _readable_end(text: str, hit_token_limit: bool | None) -> int:
+    """Where reading stops. A completion cut at the token limit may end in the middle of a word ("…the answer
+    is 10" of "100", "no" of "not"): when it ends in a letter or digit, its last word is not read."""
+    end = len(text)
+    if hit_token_limit and text and text[-1].isalnum():
+        while end > 0 and not text[end - 1].isspace():
+            end -= 1
+    return end
+
+
+def _short(value: str, width: int = 40) -> str:
+    return value if len(value) <= width else value[: width - 1] + "…"
+
+
+def _read_regions(kind: AnswerType, text: str, parsed: LayoutParse, end: int) -> tuple[Reading, str]:
+    """The primary reading: every answer region, each read on its own, and the options they name together
+    (disagreeing answer blocks name two options). Returns the reading and where its answer was found."""
+    readings: list[tuple[Reading, str]] = []
+    for (s, e), source in parsed.answer_regions:
+        chunk = text[s : min(e, end)]
+        if not chunk.strip():
+            continue
+        markup = _MARKUP.search(chunk)
+        if markup:
+            reading = Reading(problem=f"the answer region holds markup or code ({_short(markup.group(), 20)!r}): "
+                                      "not read as an answer")
+        else:
+            reading = kind.read(chunk)
+        readings.append((reading, source))
+    if not readings:
+        where = "text after </think>" if parsed.think_ok is not None else "<answer>…</answer>"  # think_ok: think only
+        return Reading(problem=f"no answer region ({where})"), "none"
+    merged = merge([r for r, _ in readings])
+    if merged.answer is None:
+        return merged, "none"
+    return merged, next(src for r, src in readings if merged.answer in r.named)
+
+
+def _read_elsewhere(kind: AnswerType, text: str, parsed: LayoutParse, end: int, cut: bool) -> tuple[Reading, str]:
+    """The flexible reading where the answer region gave none: what a reply outside the layout commits to,
+    else what the reasoning commits to (answer phrases, a last line that is exactly an answer, …)."""
+    reading = NOTHING
+    for where, spans in (("text", parsed.outside_spans), ("reasoning", parsed.reasoning_spans)):
+        chunk = "\n".join(text[s : min(e, end)] for s, e in spans if s < end)
+        if not chunk.strip():
+            continue
+        reading = kind.find(_TAG.sub(" ", chunk), cut=cut)
+        if reading.named:
+            return reading, where
+    return reading, "none"
 
 
 def region_answer(
@@ -58,8 +113,8 @@ def region_answer(
     letters: str = "ABCD",
     think_prefilled: bool = True,
 ) -> str | None:
-    """What the answer region says when it holds exactly one answer of the asked type (``"yes"``, ``"B"``,
-    ``"18"``), else ``None`` — whether or not the rest of the layout is followed.
+    """What the answer region says when it is exactly one answer of the asked type (``"yes"``, ``"B"``,
+    ``"18"``) and names no other, else ``None`` — whether or not the rest of the layout is followed.
 
     This is the GRPO recipe's answer-type validity check (its ``int_reward_func`` asks whether the text
     inside ``<answer>`` is a bare number). :func:`grade` uses the same reading for ``strict_extracted``,
@@ -67,7 +122,17 @@ def region_answer(
     whenever ``format_strict`` holds.
     """
     kind = _kind(answer, letters)
-    return _region_strict(kind, parse_layout(as_text(completion), layout, think_prefilled=think_prefilled))
+    text = as_text(completion)
+    parsed = parse_layout(text, layout, think_prefilled=think_prefilled)
+    return _strict_of(kind, parsed, _read_regions(kind, text, parsed, len(text))[0].answer)
+
+
+def _strict_of(kind: AnswerType, parsed: LayoutParse, value: str | None) -> str | None:
+    """The region read strictly, when that is the primary answer (a bare "B", not "B or C")."""
+    if value is None or not parsed.answer:
+        return None
+    strict = kind.strict(parsed.answer)
+    return strict if strict == value else None
 
 
 def _words(s: str) -> int:
@@ -109,23 +174,29 @@ def grade(
         letters: valid letters for ``choice`` (``"ABCDE"`` for 5-option MedQA).
         think_prefilled: the prompt already opened ``<think>`` (the SFT recipe's inference prompt does).
         count_tokens: the evaluated model's tokenizer as a counter, for lengths in tokens.
-        hit_token_limit: the generation stopped at ``max_gen_toks`` (known to the runner, not the text).
+        hit_token_limit: the generation stopped at ``max_gen_toks``, counted from the generated token ids
+            (known to the runner, not the text); ``None`` when unknown.
         judge: decides agreement of a free-text answer with the reference (an LLM judge or the offline
             proxy, see :mod:`medbench.tasks.judge`); required for ``free`` answers.
 
-    Where the answer is read from (``answer_source``), in order:
+    The primary reading (``outcome``, ``extracted``, ``answer_source``) reads the layout's answer regions
+    only: every closed ``<answer>`` block outside the reasoning and an unclosed ``<answer>``'s tail (xml), or
+    the text after the last ``</think>`` (think). Each region is read by the answer type
+    (:mod:`~medbench.tasks.graders.answers`); the options they name together must be exactly one — two or
+    more (a hedge, an echoed option list, answer blocks that disagree) is ``unparseable`` with a note saying
+    so. A region holding markup or code is no answer. No region, or an unreadable one, is ``unparseable``.
 
-    1. the answer region (the last closed ``<answer>`` block, an unclosed ``<answer>``'s tail, or the text
-       after the last ``</think>``), read leniently. If the region is there but unreadable ("unclear"),
-       the sample is unparseable: a readable answer in the reasoning does not rescue it. A *blank* region
-       counts as no region.
-    2. no region: an explicit phrase ("the answer is B", "#### 18") anywhere, labelled ``reasoning`` when
-       it is inside the reasoning / think block;
-    3. no region, no phrase: a last line that is exactly an answer ("B"), labelled ``text`` — never for a
-       truncated completion (an unclosed tag: its last line is mid-thought) and never for free text.
+    The flexible reading (``flexible_*``) is the primary answer when there is one. When the region gave
+    none (and was not ambiguous) it is what the completion commits to elsewhere: a reply outside the layout
+    first, then the reasoning — an answer phrase ("The answer is "yes""), for numbers the last number, for
+    yes/no the reply's opening word, or a last line that is exactly an answer.
 
-    ``strict_extracted`` is the region read strictly *and* the layout strictly followed; the region read
-    strictly whatever the layout is :func:`region_answer`.
+    When the generation hit the token limit (``hit_token_limit``), the completion's last word is not read
+    (it may be cut: "10" of "100") and nothing is read from its last line or last number. ``truncated`` is
+    ``hit_token_limit`` itself; an unclosed tag is ``unclosed_tag``, a format fact.
+
+    ``strict_extracted`` is the primary answer when the layout is strictly followed and the region is
+    exactly that answer; the region read strictly whatever the layout is :func:`region_answer`.
     """
     text = as_text(completion)
     kind = _kind(answer, letters)
@@ -134,78 +205,76 @@ def grade(
     gold = kind.normalize_target(target)
     parsed = parse_layout(text, layout, think_prefilled=think_prefilled)
     notes: list[str] = []
+    end = _readable_end(text, hit_token_limit)
+    if end < len(text):
+        notes.append(f"last word {_short(text[end:], 20)!r} cut at the token limit: not read")
+    if parsed.unclosed_tags:
+        notes.append(f"{' and '.join(parsed.unclosed_tags)} never closed")
 
-    # A blank answer region ("<answer>\n\n</answer>") gives no answer: look elsewhere, as if it were absent.
-    region = parsed.answer or None
-    # Strict extraction: the answer region is exactly a well-typed answer *and* the layout is strictly followed.
-    strict = _region_strict(kind, parsed) if parsed.format_strict else None
+    primary, source = _read_regions(kind, text, parsed, end)
+    value = primary.answer
+    if value is None:
+        notes.append(primary.why_none())
+    strict = _strict_of(kind, parsed, value) if parsed.format_strict else None
 
-    lenient: str | None = None
-    source = "none"
-    if region is not None:
-        # The model gave an answer region: read it, and nothing else (a readable answer in the reasoning
-        # does not rescue an unreadable one in the answer region).
-        lenient = kind.lenient(region)
-        if lenient is not None:
-            source = parsed.answer_source
-        else:
-            lenient = kind.from_phrase(region)
-            source = "answer_phrase" if lenient is not None else "none"
+    # The flexible reading: the primary answer, else what the completion commits to elsewhere. A hedge in
+    # the answer region stays a hedge.
+    if value is not None or primary.ambiguous or kind.name == "free":
+        flex_value, flex_source = value, source
     else:
-        # No answer region: an explicit phrase ("the answer is B") in the reasoning or the plain text.
-        lenient = kind.from_phrase(text)
-        if lenient is not None:
-            in_reasoning = bool(parsed.reasoning) and kind.from_phrase(parsed.reasoning) == lenient
-            source = "reasoning" if in_reasoning else "answer_phrase"
-            notes.append("answer found outside the answer region")
-        elif not parsed.unclosed and kind.name != "free":
-            # Last resort, conservative: a final line that is exactly an answer ("B", "yes", "18"). Not for a
-            # truncated completion (its last line is mid-thought) and not for free text (read only from the
-            # answer region: any last line would otherwise be sent to the judge as "the answer").
-            lines = [ln for ln in text.strip().splitlines() if ln.strip()]
-            lenient = kind.strict(lines[-1]) if lines else None
-            if lenient is not None:
-                source = "text"
-                notes.append("answer taken from the last line of untagged text")
+        found, flex_source = _read_elsewhere(kind, text, parsed, end, cut=bool(hit_token_limit))
+        flex_value = found.answer
+        if flex_value is not None:
+            notes.append(f"flexible reading: {flex_value!r} from the {flex_source}")
+        else:
+            flex_source = "none"
+            if found.ambiguous:
+                notes.append("flexible reading " + found.why_none())
+            elif found.rejected:
+                notes.append(f"flexible reading: the answer phrase rejects {and_list(found.rejected)}")
 
-    truncated = bool(hit_token_limit) or parsed.unclosed
     judge_verdict: JudgeVerdict | None = None
     if kind.name == "free":
-        if lenient is None:
+        if value is None:
             outcome = "unparseable"
         else:
             assert judge is not None
-            judge_verdict = judge(lenient, gold)
+            judge_verdict = judge(value, gold)
             outcome = "correct" if judge_verdict.agree else "wrong"
+        flex_outcome = outcome
         strict_correct = outcome == "correct" and strict is not None
     else:
-        if lenient is None:
-            outcome = "unparseable"
-        else:
-            outcome = "correct" if kind.equal(lenient, gold) else "wrong"
+        outcome = "unparseable" if value is None else ("correct" if kind.equal(value, gold) else "wrong")
+        flex_outcome = ("unparseable" if flex_value is None else
+                        ("correct" if kind.equal(flex_value, gold) else "wrong"))
         strict_correct = strict is not None and kind.equal(strict, gold)
 
     answer_text = parsed.answer or ""
     return GradeRecord(
         outcome=outcome,
         target=gold,
-        extracted=lenient,
+        extracted=value,
         answer_source=source,  # type: ignore[arg-type]
         strict_extracted=strict,
-        lenient_extracted=lenient,
+        lenient_extracted=value,
         strict_correct=strict_correct,
+        flexible_outcome=flex_outcome,  # type: ignore[arg-type]
+        flexible_extracted=flex_value,
+        flexible_source=flex_source,  # type: ignore[arg-type]
         layout=layout,
         answer_type=kind.name,
         format_strict=parsed.format_strict,
         format_soft=parsed.format_soft,
         think_ok=parsed.think_ok,
         text_outside_tags=parsed.text_outside_tags,
-        truncated=truncated,
+        truncated=None if hit_token_limit is None else bool(hit_token_limit),
+        unclosed_tag=parsed.unclosed,
         reasoning_words=_words(parsed.reasoning),
         answer_words=_words(answer_text),
         reasoning_tokens=count_tokens(parsed.reasoning) if count_tokens else None,
         answer_tokens=count_tokens(answer_text) if count_tokens else None,
         completion_chars=len(text),
+        completion_words=_words(text),
         notes=tuple(notes),
         judge=judge_verdict,
         reasoning_spans=parsed.reasoning_spans,

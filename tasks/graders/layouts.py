@@ -56,7 +56,7 @@ class LayoutParse:
     format_strict: bool
     format_soft: bool
     text_outside_tags: bool
-    unclosed: bool  # a tag was opened and never closed: the model stopped mid-layout
+    unclosed: bool  # a tag was opened and never closed (a format fact; truncation is the runner's to say)
     think_ok: bool | None = None
     strict_answer: str | None = None  # the answer region only when the layout is strictly followed
     #: Where ``reasoning`` and ``answer`` are in the completion (code-point offsets, stripped): one span per
@@ -65,6 +65,16 @@ class LayoutParse:
     #: cuts the texts back out to count their tokens in one batch, without parsing the completion again.
     reasoning_spans: tuple[tuple[int, int], ...] = ()
     answer_span: tuple[int, int] | None = None
+    #: Every answer region, in order, as (span, source): each closed ``<answer>`` block outside the reasoning
+    #: and an unclosed ``<answer>``'s tail (xml), or the text after the last ``</think>`` (think). Blank ones are
+    #: left out. ``answer``/``answer_span`` are the last of them (what the answer lengths measure); the grader
+    #: reads them all, and they must agree.
+    answer_regions: tuple[tuple[tuple[int, int], str], ...] = ()
+    #: The tags that were opened and never closed, e.g. ``("<answer>",)``.
+    unclosed_tags: tuple[str, ...] = ()
+    #: The text outside the layout (outside every block and tag), stripped, one span per stretch: where a reply
+    #: that ignores the layout is, for the flexible reading.
+    outside_spans: tuple[tuple[int, int], ...] = ()
 
 
 Span = tuple[int, int]
@@ -78,6 +88,11 @@ def _stripped_span(text: str, start: int, end: int) -> Span:
         return (start, start)
     i = start + len(seg) - len(seg.lstrip())
     return (i, i + len(core))
+
+
+def _text_spans(text: str, gaps: list[Span]) -> tuple[Span, ...]:
+    """The non-blank stretches among ``gaps``, stripped."""
+    return tuple(sp for sp in (_stripped_span(text, s, e) for s, e in gaps if e > s) if sp[0] < sp[1])
 
 
 def join_spans(text: str, spans: tuple[Span, ...]) -> str:
@@ -114,8 +129,9 @@ def parse_xml(text: str) -> LayoutParse:
     * strict: the whole completion is one reasoning block then one answer block, each tag on its own line,
       both non-empty, nothing but whitespace around them;
     * soft: a closed reasoning block followed (whitespace between) by a closed answer block, anywhere;
-    * the answer region is the *last* closed answer block (models that restate an answer usually mean the
-      last one), else the text after an unclosed ``<answer>``;
+    * the answer regions are every closed answer block that is not inside a closed reasoning block (a draft
+      ``<answer>`` inside ``<reasoning>`` is reasoning), then the text after an unclosed ``<answer>``; the
+      grader reads them all and they must agree. ``answer`` is the last one;
     * the reasoning is every closed reasoning block, joined (or an unclosed block's tail).
     """
     r_blocks, r_unclosed = _blocks(text, REASONING_OPEN, REASONING_CLOSE)
@@ -139,25 +155,35 @@ def parse_xml(text: str) -> LayoutParse:
     if a_unclosed:
         covered.append((text.rfind(ANSWER_OPEN), len(text)))
     covered.sort()
-    outside, last = [], 0
+    gaps, last = [], 0
     for s, e in covered:
         if s >= last:
-            outside.append(text[last:s])
+            gaps.append((last, s))
         last = max(last, e)
-    outside.append(text[last:])
-    text_outside = bool("".join(outside).strip())
+    gaps.append((last, len(text)))
+    outside_spans = _text_spans(text, gaps)
+    text_outside = bool(outside_spans)
 
     # Every reasoning block counts towards the reasoning (and its length), not only the first.
     r_spans = tuple(_stripped_span(text, cs, ce) for _, cs, ce, _ in r_blocks)
     if not r_blocks and r_unclosed:
         r_spans = (_stripped_span(text, text.find(REASONING_OPEN) + len(REASONING_OPEN), len(text)),)
+    # The answer regions: closed answer blocks outside every closed reasoning block, then an unclosed tail.
+    regions: list[tuple[Span, str]] = []
+    r_i = 0
+    for a_start, cs, ce, a_end in a_blocks:
+        while r_i < len(r_blocks) and r_blocks[r_i][3] <= a_start:
+            r_i += 1
+        if r_i < len(r_blocks) and r_blocks[r_i][0] < a_start and a_end <= r_blocks[r_i][3]:
+            continue  # a draft answer inside the reasoning
+        regions.append((_stripped_span(text, cs, ce), "answer_tag"))
+    if a_unclosed:
+        regions.append((_stripped_span(text, text.rfind(ANSWER_OPEN) + len(ANSWER_OPEN), len(text)),
+                        "unclosed_answer_tag"))
+    regions = [(span, src) for span, src in regions if span[0] < span[1]]
     a_span: Span | None
-    if a_blocks:
-        _, cs, ce, _ = a_blocks[-1]
-        a_span, source = _stripped_span(text, cs, ce), "answer_tag"
-    elif a_unclosed:
-        a_span = _stripped_span(text, text.rfind(ANSWER_OPEN) + len(ANSWER_OPEN), len(text))
-        source = "unclosed_answer_tag"
+    if regions:
+        a_span, source = regions[-1]
     else:
         a_span, source = None, "none"
     return LayoutParse(
@@ -171,6 +197,9 @@ def parse_xml(text: str) -> LayoutParse:
         strict_answer=strict_parts[1].strip() if strict_parts is not None else None,
         reasoning_spans=r_spans,
         answer_span=a_span,
+        answer_regions=tuple(regions),
+        outside_spans=outside_spans,
+        unclosed_tags=tuple(t for t, u in ((REASONING_OPEN, r_unclosed), (ANSWER_OPEN, a_unclosed)) if u),
     )
 
 
@@ -193,6 +222,10 @@ def parse_think(text: str, *, think_prefilled: bool = True) -> LayoutParse:
             (_shift(_stripped_span(full, full.find(THINK_OPEN) + len(THINK_OPEN), len(full)), offset),)
             if n_open else ()
         )
+        # Without a think block the text before an unclosed <think> (or all of it, when none was opened) is
+        # outside the layout.
+        first_open = full.find(THINK_OPEN)
+        plain = _text_spans(text, [(0, len(text) if first_open < 0 else max(first_open - offset, 0))])
         return LayoutParse(
             reasoning=join_spans(text, r_spans),
             answer=None,
@@ -203,6 +236,8 @@ def parse_think(text: str, *, think_prefilled: bool = True) -> LayoutParse:
             unclosed=unclosed,
             think_ok=False,
             reasoning_spans=r_spans,
+            outside_spans=plain,
+            unclosed_tags=(THINK_OPEN,) if unclosed else (),
         )
     start = blocks[0][0]
     # The answer is what follows the *last* closing tag: a model that re-opens thinking answers after it.
@@ -227,6 +262,9 @@ def parse_think(text: str, *, think_prefilled: bool = True) -> LayoutParse:
         strict_answer=answer if format_strict else None,
         reasoning_spans=r_spans,
         answer_span=a_span if answer else None,
+        answer_regions=((a_span, "after_think"),) if answer else (),
+        unclosed_tags=(THINK_OPEN,) if unclosed else (),
+        outside_spans=_text_spans(text, [(0, max(start - offset, 0))]),
     )
 
 
