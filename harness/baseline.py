@@ -3,8 +3,9 @@
 ``medbench baseline save RUN_DIR -o FILE`` writes a JSON file a team commits next to its code. It keeps,
 per checkpoint: the per-task metric records of metrics.json (whole task and subgroups), each scored
 document's outcome and format flags by ``doc_key`` (so the gate can still run *paired* tests against it), and
-provenance (run id, git sha, versions, checkpoints, tasks). Documents are written one per line, so updating a
-baseline shows up in a code review as the documents that changed outcome.
+provenance (run id, git sha, package versions, the machine it ran on: python, platform, CPU; checkpoints,
+tasks). Documents are written one per line, so updating a baseline shows up in a code review as the documents
+that changed outcome.
 
 File layout (``medbench_baseline`` = :data:`BASELINE_FORMAT`)::
 
@@ -135,7 +136,8 @@ def _from_run(run: Run) -> ScoredRun:
     return ScoredRun(
         source=run.root, kind="run directory", run_id=run.run_id, checkpoints=names, roles=roles,
         per_task=per_task, documents=document_indicators(samples.reset_index(drop=True)),
-        provenance={k: run.meta.get(k) for k in ("run_id", "git_sha", "versions", "checkpoints", "tasks")},
+        provenance={"run_id": run.run_id, **run_environment(run.meta), "checkpoints": run.meta.get("checkpoints"),
+                    "tasks": run.meta.get("tasks")},
         per_group=per_group,
     )
 
@@ -151,6 +153,31 @@ def load_scored(path: str | Path) -> ScoredRun:
         f"{path} does not exist: expected a run directory (the --output of `medbench bench`) or a baseline file "
         f"(written by `medbench baseline save`)"
     )
+
+
+#: What a baseline keeps of the machine a run ran on (from run.json's ``environment.hardware``): float32
+#: training on CPU is not bit-identical across processors and library builds, so a reviewer comparing a run
+#: with a baseline needs to see whether both came from the same kind of machine.
+MACHINE_FIELDS: tuple[str, ...] = ("python", "platform", "machine", "cpu", "cpu_count", "memory_gib", "gpus",
+                                   "cuda")
+
+
+def run_environment(meta: dict[str, Any]) -> dict[str, Any]:
+    """``{"git_sha", "git_dirty", "versions", "machine"}`` of a run, from run.json's ``environment`` (what
+    ``medbench bench`` records: package versions, git commit, hardware), falling back to the flat
+    ``git_sha`` / ``versions`` keys of runs written without it. ``versions`` maps each recorded distribution
+    (medbench, torch, transformers, lm-eval, trl, peft, datasets, ...) to its version, ``None`` when it was not
+    installed; ``machine`` holds :data:`MACHINE_FIELDS`."""
+    env = meta.get("environment") if isinstance(meta.get("environment"), dict) else {}
+    git = env.get("git") if isinstance(env.get("git"), dict) else {}
+    hardware = env.get("hardware") if isinstance(env.get("hardware"), dict) else {}
+    versions = env.get("packages") if isinstance(env.get("packages"), dict) else meta.get("versions")
+    return {
+        "git_sha": git.get("sha") or meta.get("git_sha"),
+        "git_dirty": git.get("dirty"),
+        "versions": dict(versions) if isinstance(versions, dict) else None,
+        "machine": {k: hardware.get(k) for k in MACHINE_FIELDS} if hardware else None,
+    }
 
 
 def _medbench_version() -> str:
@@ -181,8 +208,7 @@ def save_baseline(run_dir: str | Path, out: str | Path, checkpoints: Sequence[st
         "run_id": run.run_id,
         "saved_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "saved_with": f"medbench {_medbench_version()}",
-        "git_sha": run.meta.get("git_sha"),
-        "versions": run.meta.get("versions"),
+        **run_environment(run.meta),
         "checkpoints": [c for c in run.checkpoints if c["name"] in chosen],
         "tasks": run.meta.get("tasks"),
     }

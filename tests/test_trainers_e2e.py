@@ -7,6 +7,7 @@ after training was moved by a gradient step: that is the check that the recipe t
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -32,7 +33,20 @@ def _assert_every_lora_b_moved(adapter_dir: Path, n_layers: int = 2, n_targets: 
     assert not still_zero, f"LoRA B matrices never updated: {still_zero}"
 
 
-def test_sft_recipe_trains_saves_and_evaluates_during_training(tiny_model_dir, tmp_path):
+#: A log dict as transformers prints it (PrinterCallback, or tqdm.write under its bar): "{'loss': '2.31', ...".
+RAW_LOG_DICT = re.compile(r"\{'(loss|reward|grad_norm|learning_rate|train_runtime|epoch)'")
+
+
+def _assert_progress_not_log_dicts(out: str, err: str, recipe: str, metrics: str) -> None:
+    """What a person sees while a recipe trains: medbench's progress line ending in its done line, and none
+    of the raw log dicts transformers prints by default (those stay in trainer_state.json)."""
+    assert not RAW_LOG_DICT.search(out) and not RAW_LOG_DICT.search(err), (out + err)[:2000]
+    done = re.findall(rf"^medbench train: {recipe} done, 2/2 steps in \d+s, {metrics}$", err,
+                      flags=re.MULTILINE)
+    assert len(done) == 1, err[-2000:]
+
+
+def test_sft_recipe_trains_saves_and_evaluates_during_training(tiny_model_dir, tmp_path, capfd):
     from medbench.trainers import sft
     from medbench.trainers.callback import CHECKPOINT_EVAL_FILE, EVAL_FILE
 
@@ -46,6 +60,7 @@ def test_sft_recipe_trains_saves_and_evaluates_during_training(tiny_model_dir, t
     assert session.data.dataset[0]["text"].endswith(session.tokenizer.eos_token)
     assert session.trainer.args.optim == "adamw_torch" and session.trainer.args.seed == 3407
     assert sft.train(session) == 2
+    _assert_progress_not_log_dicts(*capfd.readouterr(), "sft", r"loss \d+\.\d{3} \(mean \d+\.\d{3}\)")
     saved = sft.save(session)
 
     _assert_every_lora_b_moved(Path(saved["adapter"]))
@@ -57,7 +72,7 @@ def test_sft_recipe_trains_saves_and_evaluates_during_training(tiny_model_dir, t
         prov = read_provenance(saved[key])
         assert (prov.role, prov.recipe, prov.backend, prov.steps) == ("sft", "sft", "trl", 2)
         assert prov.parent == str(tiny_model_dir)
-        assert prov.data.n_rows == 4 and len(prov.data.sha256) == 64
+        assert prov.data.n_rows == len(session.data.dataset) > 0 and len(prov.data.sha256) == 64
         assert prov.data.sources[0]["split"] == "train[0:500]"
         assert prov.config["training"]["learning_rate"] == 2e-4 and prov.eval_metrics == EVAL_FILE
         assert prov.versions["trl"] and prov.versions["transformers"]
@@ -76,10 +91,26 @@ def test_sft_recipe_trains_saves_and_evaluates_during_training(tiny_model_dir, t
         assert read_provenance(ckpt).steps == step
     logged = [h for h in session.trainer.state.log_history if "medbench/medbench_gsm8k/acc" in h]
     assert [h["step"] for h in logged] == [1, 2]
+    # the per-step logs were not printed, but they are all kept
+    history = json.loads((tmp_path / "sft" / "trainer_state.json").read_text())["log_history"]
+    assert [h["step"] for h in history if "loss" in h] == [1, 2]
+
+
+def test_grpo_recipe_shows_progress_with_reward_not_log_dicts(tiny_model_dir, tmp_path, capfd):
+    from medbench.trainers import grpo
+
+    cfg = load_config("grpo_tiny_cpu", [f"model.name={tiny_model_dir}", f"output.dir={tmp_path / 'grpo'}",
+                                        "training.max_steps=2", "output.save_merged_16bit=false"])
+    session = grpo.setup(cfg, select_backend("trl"))
+    assert grpo.train(session) == 2
+    _assert_progress_not_log_dicts(*capfd.readouterr(), "grpo",
+                                   r"reward -?\d+\.\d{2} \(format -?\d+\.\d{2}, correctness \d+\.\d{2}\)")
+    steps = [h for h in session.trainer.state.log_history if "reward" in h]
+    assert [h["step"] for h in steps] == [1, 2]
 
 
 def test_demo_trains_base_to_sft_to_grpo_with_lineage(tmp_path):
-    from medbench.trainers.demo import demo_train
+    from tiny_demo import demo_train  # the tiny primed base of the tests (tests/tiny_demo.py)
 
     out = demo_train(None, tmp_path / "train", SAMPLE_DATA_DIR)
     assert set(out) == {"base", "sft", "grpo"}
@@ -93,7 +124,7 @@ def test_demo_trains_base_to_sft_to_grpo_with_lineage(tmp_path):
     health_train = sum(health_split(d["Questions"]) == "train" for spec in ("Cardiology", "Dermatology",
                        "Lab_Medicine") for d in load_health(spec, str(SAMPLE_DATA_DIR))["test"])
     # gsm8k train, pqa-a with contexts < 1024 characters, the train side of Health_Benchmarks
-    assert [s["n_rows"] for s in grpo_prov.data.sources] == [8, 6, health_train]
+    assert [s["n_rows"] for s in grpo_prov.data.sources] == [64, 46, health_train]
     _assert_every_lora_b_moved(tmp_path / "train" / "sft" / "adapter")
     _assert_every_lora_b_moved(tmp_path / "train" / "grpo" / "adapter")
 

@@ -110,16 +110,15 @@ def activate(choice: BackendChoice) -> None:
 
 
 def resolve_model_name(name: str, output_dir: Path) -> str:
-    """``medbench-tiny`` builds the demo's base (medbench's tiny Qwen2, primed to write the recipe's layout:
-    :func:`medbench.trainers.demo.build_demo_base`) once under the output dir; anything else is a hub id or a
-    local directory, passed through."""
+    """A hub id or a local directory, passed through. ``medbench-tiny`` (the tiny configs' default) is built by
+    the command line, which owns medbench's tiny random-weight model (``medbench.harness.tiny_models``) and passes
+    its folder; the recipes themselves never build a model."""
     from .config import TINY_MODEL
 
-    if name != TINY_MODEL:
-        return name
-    from .demo import build_demo_base  # lazy: only the tiny configs need it
-
-    return str(build_demo_base(output_dir / "tiny_base_model"))
+    if name == TINY_MODEL:
+        raise BackendError(f"model.name {TINY_MODEL!r} names medbench's tiny random-weight model, which "
+                           f"`medbench train` builds; from Python, build one and pass model.name=<its folder>")
+    return name
 
 
 def _bf16_supported() -> bool:
@@ -137,9 +136,12 @@ def load_model(cfg, name: str, choice: BackendChoice, adjustments: list[Adjustme
 
 
 def _load_unsloth(cfg, name: str, adjustments: list[Adjustment]):
+    m, lora = cfg.model, cfg.lora
+    if m.get("adapter"):
+        raise BackendError("model.adapter (going on training an existing LoRA adapter) is implemented for the `trl` "
+                           "backend only: run with --backend trl, or merge the adapter and train a new one")
     from unsloth import FastLanguageModel
 
-    m, lora = cfg.model, cfg.lora
     kwargs: dict[str, Any] = {"model_name": name, "max_seq_length": m["max_seq_length"], "dtype": None,
                               "load_in_4bit": m["load_in_4bit"]}
     if m["dtype"]:
@@ -212,12 +214,36 @@ def _load_trl(cfg, name: str, choice: BackendChoice, adjustments: list[Adjustmen
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=use_gc)
     elif use_gc:
         model.enable_input_require_grads()  # LoRA + checkpointing needs grads flowing into the first layer
+    if m.get("adapter"):
+        return _continue_adapter(model, m["adapter"], lora), tokenizer
     torch.manual_seed(lora["random_state"])  # the LoRA A matrices are drawn here
     peft_config = LoraConfig(
         r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"], bias=lora["bias"],
         target_modules=list(lora["target_modules"]), task_type="CAUSAL_LM",
     )
     return get_peft_model(model, peft_config), tokenizer
+
+
+def _continue_adapter(model, adapter: str, lora: dict[str, Any]):
+    """The base with an existing LoRA adapter attached, trainable (``model.adapter``): GRPO going on from the SFT
+    adapter, so that one adapter over the base holds both stages. The adapter must be the one the ``lora``
+    section describes (same rank, alpha and target modules), or the config would misstate what was trained."""
+    import json
+
+    from peft import PeftModel
+
+    cfg_path = Path(adapter) / "adapter_config.json"
+    if not cfg_path.is_file():
+        raise BackendError(f"model.adapter {adapter}: no adapter_config.json there; give the folder a recipe saved "
+                           f"as `adapter/`")
+    saved = json.loads(cfg_path.read_text(encoding="utf-8"))
+    want = {"r": lora["r"], "lora_alpha": lora["alpha"], "target_modules": sorted(lora["target_modules"])}
+    got = {"r": saved.get("r"), "lora_alpha": saved.get("lora_alpha"),
+           "target_modules": sorted(saved.get("target_modules") or [])}
+    if got != want:
+        raise BackendError(f"model.adapter {adapter} is {got}, but the config's lora section says {want}: make "
+                           f"the lora section describe the adapter being continued")
+    return PeftModel.from_pretrained(model, adapter, is_trainable=True)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -227,9 +253,14 @@ def _load_trl(cfg, name: str, choice: BackendChoice, adjustments: list[Adjustmen
 
 def training_kwargs(cfg, choice: BackendChoice, adjustments: list[Adjustment]) -> dict[str, Any]:
     """The TRL config keyword arguments for this backend: the config's ``training`` section, with precision,
-    optimizer and checkpointing set for this machine (each change recorded)."""
+    optimizer and checkpointing set for this machine (each change recorded).
+
+    ``disable_tqdm`` is always on: medbench's progress line (:mod:`medbench.trainers.progress`, installed by
+    :func:`medbench.trainers.callback.callbacks_for`) replaces transformers' display, which would print every
+    log dict; the logs themselves still go to ``trainer_state.json``."""
     kw = dict(cfg.training)
     kw["output_dir"] = str(cfg.output_dir)
+    kw["disable_tqdm"] = True
     optim = kw.get("optim", "adamw_torch")
     if "8bit" in str(optim) and not (choice.cuda and is_installed("bitsandbytes")):
         why = "no CUDA GPU" if not choice.cuda else "bitsandbytes is not installed"

@@ -1,4 +1,5 @@
-"""Trainer callbacks: provenance in every intermediate checkpoint, and evaluation during training.
+"""Trainer callbacks: provenance in every intermediate checkpoint, evaluation during training, and the
+progress line (:mod:`medbench.trainers.progress`) in place of transformers' printed log dicts.
 
 :class:`MedbenchEvalCallback` runs a small medbench slice every N optimizer steps: lm-eval's ``evaluate`` on
 the model being trained, over the first few documents of medbench's own tasks — the prompts ``medbench bench``
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from transformers import TrainerCallback
 
+from .progress import TrainingProgress, replace_transformers_display
 from .provenance import write_provenance
 
 if TYPE_CHECKING:
@@ -128,7 +130,11 @@ class MedbenchEvalCallback(TrainerCallback):
         self.last = entry
         state.log_history.append({**metrics, "step": state.global_step})
         if self.trainer is not None:
+            # the handler's on_log clears control.should_log, which would drop the trainer's own log (loss,
+            # reward) of this step from trainer_state.json: keep the flag as the step left it
+            should_log = control.should_log
             self.trainer.callback_handler.on_log(args, state, control, dict(metrics))
+            control.should_log = should_log
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         if state.global_step % self.every == 0:
@@ -161,15 +167,19 @@ class CheckpointProvenanceCallback(TrainerCallback):
 
 
 def attach_callbacks(trainer) -> None:
-    """Hand the trainer to the callbacks that log through it (called once the trainer exists)."""
+    """Hand the trainer to the callbacks that log through it, and replace transformers' per-log printing with
+    medbench's progress line (called once the trainer exists)."""
     for cb in trainer.callback_handler.callbacks:
         if isinstance(cb, MedbenchEvalCallback):
             cb.attach(trainer)
+    replace_transformers_display(trainer)
 
 
 def callbacks_for(session: Session) -> list[TrainerCallback]:
-    """The callbacks a recipe's trainer gets: checkpoint provenance always, evaluation when configured."""
-    cbs: list[TrainerCallback] = [CheckpointProvenanceCallback(session)]
+    """The callbacks a recipe's trainer gets: checkpoint provenance and the progress line always, evaluation
+    when configured."""
+    cbs: list[TrainerCallback] = [CheckpointProvenanceCallback(session),
+                                  TrainingProgress(f"medbench train: {session.cfg.recipe}")]
     ev = session.cfg.eval
     if ev["every_n_steps"]:
         data_dir = ev["data_dir"] or session.cfg.data.get("data_dir")

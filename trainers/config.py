@@ -1,8 +1,12 @@
 """Recipe configs: one YAML file per recipe, loaded, overridden from the command line and validated.
 
-A config has six sections. ``model``, ``lora``, ``data``, ``output`` and ``eval`` are medbench's own and are
-checked here field by field; ``training`` is passed to TRL's ``SFTConfig`` / ``GRPOConfig`` unchanged, so it
-is validated against TRL's own dataclass (one source of truth for what a training argument is called).
+A config has these sections. ``model``, ``lora``, ``data``, ``output``, ``eval`` and ``provenance`` are
+medbench's own and are checked here field by field; ``training`` is passed to TRL's ``SFTConfig`` /
+``GRPOConfig`` unchanged, so it is validated against TRL's own dataclass (one source of truth for what a
+training argument is called). A GRPO config may add ``warmup``: a short SFT on GRPO training rows written in
+the recipe's ``<reasoning>/<answer>`` layout before GRPO proper (Unsloth's "pre fine-tune for formatting"),
+for a model that never writes the layout by itself and so would get no reward; its ``training`` mapping goes
+to TRL's ``SFTConfig``.
 Every config file starts with a comment line giving the exact command that runs it.
 
 Overrides use dotted keys with YAML values, e.g. ``training.max_steps=2 model.name=/path/to/model``.
@@ -35,6 +39,9 @@ _MODEL_FIELDS: dict[str, tuple[tuple[type, ...], Any]] = {
     "fast_inference": ((bool,), False),
     "gpu_memory_utilization": ((float, int), 0.5),
     "chat_template": ((str, type(None)), None),
+    # a LoRA adapter folder to go on training (e.g. GRPO from the SFT adapter): one adapter over the base then
+    # holds every stage; its rank, alpha and target modules must equal the lora section's
+    "adapter": ((str, type(None)), None),
 }
 _LORA_FIELDS: dict[str, tuple[tuple[type, ...], Any]] = {
     "r": ((int,), 16),
@@ -79,7 +86,16 @@ _DATA_FIELDS: dict[RecipeName, dict[str, tuple[tuple[type, ...], Any]]] = {
         "data_dir": ((str, type(None)), None),
     },
 }
-_SECTIONS = ("recipe", "model", "lora", "data", "training", "output", "eval", "provenance")
+#: The optional format warm-up of a GRPO config (see the module docstring); ``steps`` 0 means none.
+_WARMUP_FIELDS: dict[str, tuple[tuple[type, ...], Any]] = {
+    "steps": ((int,), 0),
+    "sources": ((list,), ["gsm8k", "pubmedqa_artificial"]),  # sources with reasoning text to write
+    "rows": ((int, type(None)), None),  # at most this many rows (after the GRPO shuffle); null: all
+    "training": ((dict,), {}),  # TRL SFTConfig fields (max_steps is set from ``steps``)
+}
+#: Sources whose rows carry reasoning text a warm-up can write: GSM8K's worked solutions, PubMedQA's long answers.
+WARMUP_SOURCES = ("gsm8k", "pubmedqa_artificial")
+_SECTIONS = ("recipe", "model", "lora", "data", "training", "output", "eval", "provenance", "warmup")
 
 
 class ConfigError(ValueError):
@@ -98,6 +114,7 @@ class RecipeConfig:
     output: dict[str, Any]
     eval: dict[str, Any]
     provenance: dict[str, Any]
+    warmup: dict[str, Any] = field(default_factory=lambda: {"steps": 0})
     source: str = "<dict>"
     overrides: list[str] = field(default_factory=list)
 
@@ -111,6 +128,7 @@ class RecipeConfig:
             "output": self.output,
             "eval": self.eval,
             "provenance": self.provenance,
+            **({"warmup": self.warmup} if self.warmup.get("steps") else {}),
         }
 
     def sha256(self) -> str:
@@ -260,6 +278,21 @@ def from_dict(raw: dict[str, Any], *, source: str = "<dict>", overrides: list[st
         raise ConfigError(f"{source}: section 'training' must be a mapping of TRL config fields")
     if check_training:
         validate_training_keys(recipe, training, source)
+    warmup = _check_section("warmup", raw.get("warmup"), _WARMUP_FIELDS, source)
+    if warmup["steps"]:
+        if recipe != "grpo":
+            raise ConfigError(f"{source}: a warmup section belongs to a GRPO config (it teaches the GRPO layout "
+                              f"before GRPO); an SFT config trains on its own data")
+        if warmup["steps"] < 0:
+            raise ConfigError(f"{source}: warmup.steps must be 0 (no warm-up) or a positive number of steps")
+        for name in warmup["sources"]:
+            if name not in WARMUP_SOURCES:
+                raise _unknown("warmup source (a GRPO source with reasoning text)", name, list(WARMUP_SOURCES),
+                               f"{source}: warmup.sources")
+        if "max_steps" in warmup["training"]:
+            raise ConfigError(f"{source}: warmup.training.max_steps: give warmup.steps instead")
+        if check_training:
+            validate_training_keys("sft", warmup["training"], f"{source}: warmup")
     if recipe == "grpo":
         from .data import GRPO_SOURCES
 
@@ -267,7 +300,8 @@ def from_dict(raw: dict[str, Any], *, source: str = "<dict>", overrides: list[st
             if name not in GRPO_SOURCES:
                 raise _unknown("GRPO data source", name, list(GRPO_SOURCES), f"{source}: data.sources")
     return RecipeConfig(recipe=recipe, model=model, lora=lora, data=data, training=dict(training),
-                        output=output, eval=ev, provenance=prov, source=source, overrides=list(overrides or []))
+                        output=output, eval=ev, provenance=prov, warmup=warmup, source=source,
+                        overrides=list(overrides or []))
 
 
 def resolve_config_path(path: str | Path) -> Path:

@@ -8,6 +8,10 @@ Health_Benchmarks (the 52 specialties, train side of medbench's fixed hash split
 Each row has a conversational ``prompt`` (the recipe's system prompt, then the recipe's user turn), the
 ``answer``, its ``answer_type`` (``number`` / ``yesno`` / ``choice``, read by the rewards) and its ``source``.
 
+GRPO format warm-up (optional, ``warmup`` in a GRPO config): GRPO rows that come with reasoning text — GSM8K's
+worked solution, PubMedQA's ``LONG_ANSWER`` — written as the recipe's ``<reasoning>/<answer>`` completion of
+their prompt (:func:`prepare_format_warmup`), for a short SFT before GRPO.
+
 Local files (``data_dir``, for offline use; the same names the evaluation tasks use where they overlap)::
 
     <data_dir>/medical_o1/medical_o1_sft.json     (or .jsonl/.parquet) Question, Complex_CoT, Response
@@ -159,7 +163,7 @@ def _gsm8k(data_cfg: dict[str, Any]) -> tuple[list[Row], dict[str, Any]]:
         gsm8k.SCHEMA.check_columns(ds.column_names, where=where)
         docs = gsm8k.docs_from_rows(enumerate(ds), where)
     rows = [{"question": d["question"], "user": prompts.gsm8k_user_prompt(d["question"]), "answer": d["target"],
-             "answer_type": "number", "source": "gsm8k"} for d in docs]
+             "answer_type": "number", "source": "gsm8k", "reasoning": gsm8k_reasoning(d["answer"])} for d in docs]
     return rows, {"dataset": gsm8k.HUB_PATH, "config": gsm8k.HUB_CONFIG, "split": "train", "from": where}
 
 
@@ -167,8 +171,8 @@ PQAA = "PubMedQA pqa_artificial"
 PQAA_LOCAL_LAYOUT = "pubmedqa/ori_pqaa.json (the original PQA-A file, keyed by PubMed id)"
 
 
-def _pqaa_records(data_cfg: dict[str, Any]) -> tuple[list[tuple[str, str, list[str], str]], str]:
-    """(pubid, question, contexts, final_decision) from the original ``ori_pqaa.json`` or the hub."""
+def _pqaa_records(data_cfg: dict[str, Any]) -> tuple[list[tuple[str, str, list[str], str, str]], str]:
+    """(pubid, question, contexts, final_decision, long_answer) from the original ``ori_pqaa.json`` or the hub."""
     from medbench.tasks.loaders import pubmedqa
 
     root = _local_or_hub(data_cfg)
@@ -180,7 +184,8 @@ def _pqaa_records(data_cfg: dict[str, Any]) -> tuple[list[tuple[str, str, list[s
             raise DataError(f"{PQAA}: {path} must be a JSON object keyed by PubMed id, got {type(raw).__name__}")
         for pubid, rec in raw.items():
             rec = pubmedqa.LOCAL_SCHEMA.check_row(rec, where=str(path), row=repr(pubid))
-            out.append((str(pubid), rec["QUESTION"], rec["CONTEXTS"], rec["final_decision"]))
+            out.append((str(pubid), rec["QUESTION"], rec["CONTEXTS"], rec["final_decision"],
+                        rec.get("LONG_ANSWER") or ""))
         return out, str(path)
     ds = load_hub(PQAA, pubmedqa.HUB_PATH, "pqa_artificial", "train")
     where = f"hub {pubmedqa.HUB_PATH} pqa_artificial"
@@ -188,7 +193,8 @@ def _pqaa_records(data_cfg: dict[str, Any]) -> tuple[list[tuple[str, str, list[s
     for i, rec in enumerate(ds):
         rec = pubmedqa.HUB_SCHEMA.check_row(rec, where=where, row=i)
         ctx = pubmedqa.HUB_CONTEXT_SCHEMA.check_row(rec["context"], where=where, row=i)
-        out.append((str(rec["pubid"]), rec["question"], ctx["contexts"], rec["final_decision"]))
+        out.append((str(rec["pubid"]), rec["question"], ctx["contexts"], rec["final_decision"],
+                    rec.get("long_answer") or ""))
     return out, where
 
 
@@ -200,7 +206,7 @@ def _pubmedqa_artificial(data_cfg: dict[str, Any]) -> tuple[list[Row], dict[str,
     test_ids = set(official_test_ids())
     limit = data_cfg["max_context_chars"]
     rows: list[Row] = []
-    for pubid, question, contexts, decision in records:
+    for pubid, question, contexts, decision, long_answer in records:
         if pubid in test_ids:
             raise DataError(f"{PQAA}: {where}, row {pubid!r}: a PQA-L test id in the training data; "
                             "pqa_artificial never contains one, so this file is not PQA-A")
@@ -209,7 +215,8 @@ def _pubmedqa_artificial(data_cfg: dict[str, Any]) -> tuple[list[Row], dict[str,
         if len("\n".join(contexts)) >= limit:
             continue
         rows.append({"question": question, "user": prompts.pubmedqa_user_prompt(contexts, question),
-                     "answer": decision, "answer_type": "yesno", "source": "pubmedqa_artificial"})
+                     "answer": decision, "answer_type": "yesno", "source": "pubmedqa_artificial",
+                     "reasoning": long_answer.strip()})
     entry = {"dataset": "qiaojin/PubMedQA", "config": "pqa_artificial", "split": "train", "from": where,
              "filter": f"joined contexts < {limit} characters", "removed_by_filter": len(records) - len(rows)}
     return rows, entry
@@ -235,7 +242,8 @@ def _health_benchmarks(data_cfg: dict[str, Any]) -> tuple[list[Row], dict[str, A
                 n_eval += 1
                 continue
             rows.append({"question": doc["Questions"], "user": prompts.choice_user_prompt(doc["Questions"]),
-                         "answer": doc["target"], "answer_type": "choice", "source": "health_benchmarks"})
+                         "answer": doc["target"], "answer_type": "choice", "source": "health_benchmarks",
+                         "reasoning": ""})  # Health_Benchmarks ships no explanation
     entry = {"dataset": "yesilhealth/Health_Benchmarks", "configs": specialties if chosen != "all" else "all 52",
              "split": "train side of medbench's hash split (medbench.tasks.splits.health_split)",
              "from": str(root / "health_benchmarks") if root else "hub", "removed_by_filter": n_eval}
@@ -243,6 +251,16 @@ def _health_benchmarks(data_cfg: dict[str, Any]) -> tuple[list[Row], dict[str, A
 
 
 #: GRPO data sources by config name.
+_CALCULATOR = re.compile(r"<<[^<>]*>>")
+
+
+def gsm8k_reasoning(solution: str) -> str:
+    """GSM8K's worked solution as reasoning text: without its final ``#### <number>`` line and without the
+    calculator annotations (``<<48/2=24>>``) that GSM8K's solutions carry for a tool, not for a reader."""
+    lines = [line for line in solution.strip().splitlines() if not line.lstrip().startswith("####")]
+    return _CALCULATOR.sub("", "\n".join(lines)).strip()
+
+
 GRPO_SOURCES: dict[str, Callable[[dict[str, Any]], tuple[list[Row], dict[str, Any]]]] = {
     "gsm8k": _gsm8k,
     "pubmedqa_artificial": _pubmedqa_artificial,
@@ -300,3 +318,62 @@ def prepare_grpo(data_cfg: dict[str, Any], tokenizer,
         raise DataError(f"every GRPO prompt is longer than data.max_prompt_tokens={limit}")
     ds = ds.select_columns(["prompt", "answer", "answer_type", "source", "question"])
     return PreparedData(dataset=ds, sources=sources, notes=notes)
+
+
+def warmup_completion(reasoning: str, answer: str) -> str:
+    """The recipe's layout, exactly as its system prompt shows it (what ``format_strict`` accepts)."""
+    return f"<reasoning>\n{reasoning.strip()}\n</reasoning>\n<answer>\n{answer.strip()}\n</answer>"
+
+
+def prepare_format_warmup(data_cfg: dict[str, Any], warmup_cfg: dict[str, Any], tokenizer,
+                          rows: tuple[list[Row], list[dict[str, Any]]] | None = None) -> PreparedData:
+    """The GRPO format warm-up's rows: conversational prompt (system prompt + user turn, as GRPO sees it) and
+    completion (the row's own reasoning text and answer in the recipe's layout), for TRL's ``SFTTrainer``
+    (which trains on the completion only).
+
+    Only GRPO training rows are used — from ``warmup.sources``, in the GRPO shuffle order, with reasoning text,
+    at most ``warmup.rows`` of them, prompt within ``data.max_prompt_tokens`` — so the warm-up never sees an
+    evaluation document either.
+    """
+    from datasets import Dataset
+
+    rows, sources = rows if rows is not None else grpo_rows(data_cfg)
+    wanted = set(warmup_cfg["sources"])
+    missing = sorted(wanted - set(data_cfg["sources"]))
+    if missing:
+        raise DataError(f"warmup.sources {missing} are not GRPO data sources of this config "
+                        f"(data.sources: {data_cfg['sources']}); the warm-up only uses GRPO training rows")
+    ds = Dataset.from_list(rows).shuffle(seed=data_cfg["shuffle_seed"])
+    picked: list[dict[str, Any]] = []
+    skipped_long = 0
+    for row in ds:
+        if row["source"] not in wanted or not row["reasoning"]:
+            continue
+        prompt = [{"role": "system", "content": prompts.SYSTEM_PROMPT}, {"role": "user", "content": row["user"]}]
+        ids = tokenizer.apply_chat_template(prompt, tokenize=True, add_generation_prompt=True)
+        if hasattr(ids, "keys"):
+            ids = ids["input_ids"]
+        if len(ids) > data_cfg["max_prompt_tokens"]:
+            skipped_long += 1
+            continue
+        picked.append({"prompt": prompt,
+                       "completion": [{"role": "assistant",
+                                       "content": warmup_completion(row["reasoning"], row["answer"])}],
+                       "source": row["source"]})
+        if warmup_cfg.get("rows") and len(picked) >= warmup_cfg["rows"]:
+            break
+    if not picked:
+        raise DataError(f"no GRPO training rows with reasoning text in warmup.sources {sorted(wanted)}: "
+                        "check data.data_dir / the hub")
+    counts = {name: sum(r["source"] == name for r in picked) for name in sorted(wanted)}
+    entry = {"what": "GRPO training rows written in the <reasoning>/<answer> layout (format warm-up)",
+             "from": [e.get("from") for name, e in zip(data_cfg["sources"], sources) if name in wanted],
+             "n_rows": len(picked),
+             "rows_per_source": counts, "reasoning": {"gsm8k": "the worked solution, calculator annotations "
+                                                               "and the #### line removed",
+                                                      "pubmedqa_artificial": "LONG_ANSWER"}}
+    notes = [f"format warm-up: {len(picked)} GRPO rows written in the <reasoning>/<answer> layout ({counts})"]
+    if skipped_long:
+        notes.append(f"format warm-up: skipped {skipped_long} prompts over {data_cfg['max_prompt_tokens']} tokens")
+    dataset = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in picked])
+    return PreparedData(dataset=dataset, sources=[entry], notes=notes)

@@ -1,125 +1,113 @@
-"""The training half of ``medbench demo``: base → SFT → GRPO on a tiny model, on CPU, in under a minute.
+"""The training half of ``medbench demo``: the demo's SFT and GRPO LoRA adapters on SmolLM2-135M-Instruct.
 
-The demo's base (:func:`build_demo_base`) is medbench's tiny random-weight Qwen2, given a short full-parameter
-"instruction tuning" that teaches it to answer the GRPO recipe's prompts (system prompt + question) in the
-recipe's ``<reasoning>/<answer>`` layout, on the recipe's own *training* rows (GSM8K train, PubMedQA
-``pqa_artificial``, the train side of Health_Benchmarks; never an evaluation document). It stands in for the
-recipe's instruct model: it follows the system prompt's layout, and its answers are guesses.
+Training both recipes inside the demo's five minutes on two CPU cores could not move anything measurable (a
+LoRA SFT step of two clinical rows takes seconds, a GRPO step with six sampled completions much longer), so the
+demo evaluates **committed adapters** that these same functions produced (:data:`COMMITTED_ADAPTERS`,
+``trainers/demo_adapters/{sft,grpo}``) and ``medbench demo --train`` retrains them from scratch.
 
-Both recipes then run exactly as ``medbench train`` runs them (the tiny configs ``sft_tiny_cpu.yaml`` and
-``grpo_tiny_cpu.yaml``, the ``trl`` backend, the bundled sample data): the SFT step trains the base, the GRPO
-step trains the SFT checkpoint, and each saved model carries its provenance, so ``medbench bench`` orders
-them base → sft → grpo by lineage. ``medbench demo`` passes more steps and larger learning rates than the
-configs' test values (:data:`DEMO_SFT_OVERRIDES`, :data:`DEMO_GRPO_OVERRIDES`), so that each step visibly
-changes what the model writes; every override is recorded in the checkpoint's provenance.
+Lineage, and why one adapter holds it: SFT trains a LoRA adapter on the base with the bundled SFT recipe
+(``sft_smollm2_demo.yaml``: the ``<think>`` template on medical-o1 rows 0–47). GRPO *goes on training that
+adapter* (``model.adapter``) with the bundled GRPO recipe (``grpo_smollm2_demo.yaml``: the recipe's five
+rewards, thin adapters over medbench's graders), after the config's short format warm-up — as Unsloth's Qwen3
+GRPO notebook does it (same LoRA: a few SFT steps on examples in the custom layout, then GRPO). So each
+checkpoint is one adapter over the same base, evaluated unmerged as users evaluate theirs
+(``sft=BASE+adapters/sft``, ``grpo=BASE+adapters/grpo``); nothing is merged or cached besides the base, and the
+provenance parent chain reads base → sft → grpo (the SFT's parent is the base's hub id, GRPO's the SFT adapter).
+
+Each adapter is exported (:func:`export_adapter`) as a small self-contained folder: the LoRA weights in float16
+(rank 2 on every projection: 1.2 MB), ``adapter_config.json`` naming the base by its hub id (a local path would
+not travel), the trainer's ``medbench_provenance.json`` and ``trainer_state.json`` (every step's loss or reward).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
+import warnings
 from pathlib import Path
+from typing import Any
 
-from . import grpo, sft
 from .backends import select_backend
 from .config import load_config
 
-#: What the primed base writes after a question: the recipe's layout with a one-word reasoning, so the whole
-#: layout fits the demo's 32-token budget.
-_PRIMER = "<reasoning>\nShort.\n</reasoning>\n<answer>\n{answer}\n</answer>"
-#: Scale of the base's token embeddings over the tiny model's random init (std 0.02 → 0.16). LoRA trains neither
-#: the embeddings nor the final norm, and with the default init they bound every logit of a 64-wide model to
-#: about ±1, so no LoRA update could make a token likely; a trained model's embeddings are that much larger.
-EMBEDDING_SCALE = 8.0
-#: Priming steps (one training row each) and learning rate: enough that the base writes the layout for most
-#: evaluation prompts, under greedy decoding.
-BASE_STEPS = 200
-BASE_LR = 3e-3
-
-#: ``medbench demo``'s SFT: 100 steps on one row at lr 1e-2 (the config's 2 steps at 2e-4 change nothing a tiny
-#: model writes). The row is ``train[0:1]``: the demo's ``medbench_medical_cot`` holds out the rows after it.
-DEMO_SFT_STEPS = 100
-DEMO_SFT_OVERRIDES = ("training.learning_rate=1e-2", "training.per_device_train_batch_size=1")
-#: ``medbench demo``'s GRPO: 40 steps at lr 5e-3, completions of up to 32 tokens (the demo's evaluation budget,
-#: which the primed layout fits; the config's 24 cut it short of ``</answer>``).
-DEMO_GRPO_STEPS = 40
-DEMO_GRPO_OVERRIDES = ("training.learning_rate=5e-3", "training.max_completion_length=32")
-
-_MARKER = "medbench_demo_base.json"
+#: The demo's two recipe configs (trainers/configs/).
+SFT_CONFIG = "sft_smollm2_demo"
+GRPO_CONFIG = "grpo_smollm2_demo"
+#: The adapters the demo evaluates unless ``--train`` asks for new ones (shipped in the package).
+COMMITTED_ADAPTERS = Path(__file__).resolve().parent / "demo_adapters"
+#: What an exported adapter folder holds.
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "medbench_provenance.json", "trainer_state.json")
+#: The base the adapters are trained on, by name (the prepared local folder is this model).
+BASE_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 
-def build_demo_base(out_dir: str | Path, *, data_dir: str | Path | None = None, steps: int = BASE_STEPS,
-                    seed: int = 0) -> Path:
-    """medbench's tiny model, primed to answer the GRPO recipe's prompts in its layout (see the module doc).
+def export_adapter(trained: Path, dest: Path, *, base_id: str = BASE_ID, trainer_state: Path | None = None) -> Path:
+    """Copy a trained adapter to ``dest`` as the demo ships it: weights in float16, the base named ``base_id``.
 
-    Built once: a directory that already holds a base built with the same settings is returned as it is.
+    float16 rather than bfloat16: LoRA weights are small numbers, where float16's 10-bit mantissa keeps three
+    times the precision of bfloat16's 7 bits, and none is outside its range. PEFT casts them back to the base's
+    float32 when it loads the adapter.
     """
     import torch
-    from medbench.harness.tiny_models import build_tiny_model
-    from medbench.tasks import prompts
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from safetensors.torch import load_file, save_file
 
-    from .data import grpo_rows
-
-    out = Path(out_dir)
-    data = str(data_dir) if data_dir is not None else "sample"
-    settings = {"primed_steps": steps, "seed": seed, "lr": BASE_LR, "embedding_scale": EMBEDDING_SCALE,
-                "primer": _PRIMER, "data_dir": data}
-    marker = out / _MARKER
-    if marker.is_file() and json.loads(marker.read_text(encoding="utf-8")) == settings:
-        return out
-    build_tiny_model(out, seed=seed)
-    tok = AutoTokenizer.from_pretrained(out)
-    model = AutoModelForCausalLM.from_pretrained(out)
-    with torch.no_grad():
-        model.get_input_embeddings().weight.mul_(EMBEDDING_SCALE)
-    cfg = load_config("grpo_tiny_cpu", [f"data.data_dir={data}"], check_training=False)
-    rows = grpo_rows(cfg.data)[0]
-    torch.manual_seed(seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=BASE_LR)
-    model.train()
-    for step in range(steps):
-        row = rows[step % len(rows)]
-        messages = [{"role": "system", "content": prompts.SYSTEM_PROMPT}, {"role": "user", "content": row["user"]}]
-        prompt = tok(tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True),
-                     add_special_tokens=False)["input_ids"]
-        answer = tok(_PRIMER.format(answer=row["answer"]) + tok.eos_token, add_special_tokens=False)["input_ids"]
-        ids = torch.tensor([prompt + answer])
-        labels = ids.clone()
-        labels[:, : len(prompt)] = -100  # learn the answer, not the question
-        model(input_ids=ids, labels=labels).loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-    model.save_pretrained(out)
-    marker.write_text(json.dumps(settings) + "\n", encoding="utf-8")
-    return out
+    dest.mkdir(parents=True, exist_ok=True)
+    weights = load_file(str(trained / "adapter_model.safetensors"))
+    too_big = [k for k, v in weights.items() if v.is_floating_point() and v.abs().max() > 6e4]
+    if too_big:
+        raise ValueError(f"{trained}: LoRA weights {too_big[:3]} exceed float16's range; keep them in float32")
+    save_file({k: v.to(torch.float16) if v.is_floating_point() else v for k, v in weights.items()},
+              str(dest / "adapter_model.safetensors"), metadata={"format": "pt"})
+    (dest / "adapter_model.safetensors").chmod(0o644)  # safetensors writes 0600; the folder is for reading
+    config = json.loads((trained / "adapter_config.json").read_text(encoding="utf-8"))
+    config["base_model_name_or_path"] = base_id
+    (dest / "adapter_config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    shutil.copy(trained / "medbench_provenance.json", dest / "medbench_provenance.json")
+    if trainer_state is not None and trainer_state.is_file():
+        shutil.copy(trainer_state, dest / "trainer_state.json")
+    return dest
 
 
-def demo_train(base_dir: str | Path | None, out_dir: str | Path, data_dir: str | Path | None = None, *,
-               sft_steps: int = 2, grpo_steps: int = 2, sft_overrides: tuple[str, ...] | list[str] = (),
-               grpo_overrides: tuple[str, ...] | list[str] = ()) -> dict[str, Path]:
-    """Train an SFT then a GRPO checkpoint from the base in ``base_dir``.
+def train_demo_adapters(base_model: str | Path, out_dir: str | Path, *, work_dir: str | Path | None = None,
+                        data_dir: str = "sample", sft_overrides: list[str] | tuple[str, ...] = (),
+                        grpo_overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Path]:
+    """Train the demo's SFT adapter on ``base_model``, then GRPO on top of it; export both under ``out_dir``.
 
     Args:
-        base_dir: the base model directory; ``None`` builds :func:`build_demo_base` under ``out_dir/base``.
-        out_dir: where ``sft/`` and ``grpo/`` are written (adapter, merged model, provenance each).
-        data_dir: the local data folder (default: the bundled sample data).
-        sft_steps, grpo_steps: optimizer steps of each recipe.
-        sft_overrides, grpo_overrides: further config overrides (``key=value``), e.g. :data:`DEMO_SFT_OVERRIDES`.
+        base_model: the local SmolLM2 folder (``medbench.harness.real_model.prepare_smollm2``).
+        out_dir: where ``sft/`` and ``grpo/`` are exported (:func:`export_adapter`).
+        work_dir: the recipes' own output folders (default ``out_dir/_training``).
+        data_dir: the training data folder (default: the bundled sample data).
+        sft_overrides, grpo_overrides: config overrides (``section.field=value``), e.g. fewer steps.
     Returns:
-        ``{"base": <base dir>, "sft": <merged SFT model dir>, "grpo": <merged GRPO model dir>}``.
+        ``{"sft": <sft adapter folder>, "grpo": <grpo adapter folder>}``.
     """
+    from . import grpo, sft
+
     out = Path(out_dir)
-    if base_dir is None:
-        base_dir = build_demo_base(out / "base", data_dir=data_dir)
-    data = str(data_dir) if data_dir is not None else "sample"
+    work = Path(work_dir) if work_dir is not None else out / "_training"
     backend = select_backend("trl")
-    sft_cfg = load_config("sft_tiny_cpu", [f"model.name={base_dir}", f"data.data_dir={data}",
-                                           f"output.dir={out / 'sft'}", f"training.max_steps={sft_steps}",
-                                           *sft_overrides])
-    sft_saved = sft.run(sft_cfg, backend)
-    grpo_cfg = load_config("grpo_tiny_cpu", [f"model.name={sft_saved['merged_16bit']}", f"data.data_dir={data}",
-                                             f"output.dir={out / 'grpo'}", f"training.max_steps={grpo_steps}",
-                                             *grpo_overrides])
-    grpo_saved = grpo.run(grpo_cfg, backend)
-    return {"base": Path(base_dir), "sft": Path(sft_saved["merged_16bit"]),
-            "grpo": Path(grpo_saved["merged_16bit"])}
+    sft_cfg = load_config(SFT_CONFIG, [f"model.name={base_model}", f"data.data_dir={data_dir}",
+                                       f"output.dir={work / 'sft'}", *sft_overrides])
+    sft_dir = export_adapter(Path(sft.run(sft_cfg, backend)["adapter"]), out / "sft",
+                             trainer_state=work / "sft" / "trainer_state.json")
+    grpo_cfg = load_config(GRPO_CONFIG, [f"model.name={base_model}", f"model.adapter={sft_dir}",
+                                         f"data.data_dir={data_dir}", f"output.dir={work / 'grpo'}",
+                                         *grpo_overrides])
+    with warnings.catch_warnings():
+        # PEFT looks the base up by the hub id the exported SFT adapter names, to see whether its vocabulary
+        # changed (it did not: LoRA trains no embeddings); offline that look-up fails and it says so
+        warnings.filterwarnings("ignore", message="Could not find a config file")
+        grpo_dir = export_adapter(Path(grpo.run(grpo_cfg, backend)["adapter"]), out / "grpo",
+                                  trainer_state=work / "grpo" / "trainer_state.json")
+    return {"sft": sft_dir, "grpo": grpo_dir}
+
+
+def adapter_summary(adapter_dir: Path) -> dict[str, Any]:
+    """What an exported adapter is, for the demo's status line and the tests: rank, modules, size, steps."""
+    config = json.loads((adapter_dir / "adapter_config.json").read_text(encoding="utf-8"))
+    prov = json.loads((adapter_dir / "medbench_provenance.json").read_text(encoding="utf-8"))
+    return {"r": config.get("r"), "target_modules": sorted(config.get("target_modules") or []),
+            "bytes": (adapter_dir / "adapter_model.safetensors").stat().st_size, "role": prov.get("role"),
+            "steps": prov.get("steps"), "warmup_steps": (prov.get("warmup") or {}).get("steps"),
+            "parent": prov.get("parent")}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,7 @@ class Provenance:
     created_at: str = ""
     train_runtime_s: float | None = None
     eval_metrics: str | None = None  # file (relative to the checkpoint) with eval-during-training metrics
+    warmup: dict[str, Any] | None = None  # GRPO's format warm-up before GRPO proper: data, steps, losses
     schema_version: int = PROVENANCE_SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -77,7 +78,10 @@ def write_provenance(directory: str | Path, prov: Provenance) -> Path:
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     path = d / PROVENANCE_FILE
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=f".{PROVENANCE_FILE}.")
+    # Not tempfile.mkstemp, which creates 0600 files: mode 0666 less the umask, like the model files beside it
+    # (harness/rundir.py writes its JSON files the same way).
+    tmp = str(d / f".{PROVENANCE_FILE}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(prov.to_dict(), fh, indent=2, default=str)

@@ -32,12 +32,15 @@ class Session:
     adjustments: list[Adjustment] = field(default_factory=list)
     train_runtime_s: float | None = None
     eval_metrics: str | None = None
+    warmup_step: Any = None  # GRPO's format warm-up (runs it), when the config has one
+    warmup: dict[str, Any] | None = None  # what the warm-up did, for the provenance
 
     def provenance(self, steps: int) -> Provenance:
         p = self.cfg.provenance
         return Provenance(
             role=p["role"],
-            parent=p["parent"] or self.base_model,
+            # the model trained from: the config's word, else the adapter it went on training, else the base
+            parent=p["parent"] or self.cfg.model.get("adapter") or self.base_model,
             recipe=self.cfg.recipe,
             config=self.cfg.to_dict(),
             config_source=self.cfg.source,
@@ -50,6 +53,7 @@ class Session:
             created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             train_runtime_s=self.train_runtime_s,
             eval_metrics=self.eval_metrics,
+            warmup=self.warmup,
         )
 
 

