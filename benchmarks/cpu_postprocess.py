@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from medbench.harness.runner import PlannedTask
+    from medbench.harness.run.runner import PlannedTask
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # the fixture is shared with the report tests
@@ -70,7 +70,7 @@ def _doc(family: str, row: dict[str, Any]) -> dict[str, Any]:
 
 def lm_eval_logs(rows: list[dict[str, Any]]) -> list[tuple[str, "PlannedTask", list[dict[str, Any]]]]:
     """The fixture's completions as lm-eval per-sample logs, one list per (checkpoint, task)."""
-    from medbench.harness.runner import PlannedTask
+    from medbench.harness.run.runner import PlannedTask
     from medbench.tasks.registry import get_task
 
     logs: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -108,9 +108,9 @@ def _tokenizer() -> Any:
 def end_to_end(logs: list[tuple[str, "PlannedTask", list[dict[str, Any]]]], tokenizer: Any, root: Path) -> dict[str, Any]:
     """One timed pass: grade every pair, write the run directory, compute metrics, render the report."""
     import pandas as pd
-    from medbench.harness.metrics import compute_metrics
-    from medbench.harness.rundir import RunWriter
-    from medbench.harness.sample_rows import TokenizerCounter, rows_from_samples
+    from medbench.harness.stats.metrics import compute_metrics
+    from medbench.harness.run.rundir import RunWriter
+    from medbench.harness.run.sample_rows import TokenizerCounter, rows_from_samples
     from medbench.reports.render import render_report
     from report_fixture import CHECKPOINTS, overlap_judge
 
@@ -188,7 +188,7 @@ def tokenizer_floor(logs: list[tuple[str, "PlannedTask", list[dict[str, Any]]]],
 
 def per_text_grading(logs: list[tuple[str, "PlannedTask", list[dict[str, Any]]]], tokenizer: Any) -> dict[str, Any]:
     """The old way, for comparison: rows_from_samples with a counter that can only count one text a call."""
-    from medbench.harness.sample_rows import TokenizerCounter, rows_from_samples
+    from medbench.harness.run.sample_rows import TokenizerCounter, rows_from_samples
     from report_fixture import overlap_judge
 
     one = TokenizerCounter(tokenizer)

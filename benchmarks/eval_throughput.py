@@ -249,7 +249,7 @@ def _kernel_times(lm, gen) -> tuple[dict[str, float], int, list]:
 def profile_decode(lm, requests, steps: int) -> dict[str, Any]:
     """Decode step time with and without CUDA graphs, and the eager decode step's kernel time by kind: two
     profiled eager runs, prefill only (1 new token) and prefill + ``steps`` tokens; the difference is decode."""
-    from medbench.harness.slot_decoder import GenerationRequest
+    from medbench.harness.backends.slot_decoder import GenerationRequest
 
     prompts = lm._encode_prompts([r.args[0] for r in requests], lm.max_length - steps)
     gen = [GenerationRequest(p, steps) for p in prompts]
@@ -280,7 +280,7 @@ def profile_decode(lm, requests, steps: int) -> dict[str, Any]:
 # ---- one model --------------------------------------------------------------------------------------------
 def bench_shape(name: str, args, tokenizer, hw: dict[str, Any], deadline: float, record: Callable) -> dict:
     from lm_eval.models.huggingface import HFLM
-    from medbench.harness.fast_backend import MedbenchFastLM
+    from medbench.harness.backends.fast import MedbenchFastLM
 
     res: dict[str, Any] = {"shape": name, "config": SHAPES[name]}
     record(res)
@@ -364,7 +364,7 @@ def bench_shape(name: str, args, tokenizer, hw: dict[str, Any], deadline: float,
 
 def finish_shape(name, args, fast, model, task_requests, task_texts, gen_requests, tokenizer, hw, kvb, res, left,
                  record, stock=None) -> dict:
-    from medbench.harness.fast_backend import MedbenchFastLM
+    from medbench.harness.backends.fast import MedbenchFastLM
     # 3. Loglikelihood: medbench_pubmedqa_ll through the evaluator (fast), the same requests through stock hf,
     #    and a bare batched forward over the deduplicated contexts.
     try:

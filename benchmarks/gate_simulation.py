@@ -32,12 +32,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from medbench.harness import stats
-from medbench.harness.baseline import ScoredRun
-from medbench.harness.gate import EPS, evaluate_gate
-from medbench.harness.gate_rules import parse_rules
-from medbench.harness.metrics import RATE_INDICATORS
-from medbench.harness.stats import wilson_interval
+from medbench.harness.stats import paired as stats
+from medbench.harness.gate.baseline import ScoredRun
+from medbench.harness.gate.evaluate import EPS, evaluate_gate
+from medbench.harness.gate.rules import parse_rules
+from medbench.harness.stats.metrics import RATE_INDICATORS
+from medbench.harness.stats.paired import wilson_interval
 from scipy import integrate, optimize, special
 from scipy import stats as sps
 
@@ -76,7 +76,7 @@ def scored(name: str, keys: np.ndarray, correct: np.ndarray) -> ScoredRun:
 
 
 def direct_verdicts(base: np.ndarray, cand: np.ndarray, paired: bool, alpha: float) -> dict[str, bool]:
-    """Whether each rule fails, by the very calls the gate makes (medbench.harness.gate._evaluate)."""
+    """Whether each rule fails, by the very calls the gate makes (medbench.harness.gate.evaluate._evaluate)."""
     test = stats.paired_regression_test if paired else stats.unpaired_regression_test
     b, c = base.astype(float), cand.astype(float)
     return {

@@ -8,7 +8,7 @@ Safety: jinja2 autoescapes every value; model and dataset text for the sample br
 ``<script type="application/json">`` block (with ``<``, ``>``, ``&`` and the JS line separators escaped, so no
 text can close the block) and is put on the page by the browser script with ``textContent`` only.
 
-Runs are read only through :func:`medbench.harness.rundir.load_run`; statistics come from metrics.json as the
+Runs are read only through :func:`medbench.harness.run.rundir.load_run`; statistics come from metrics.json as the
 bench wrote them. Where a per-sample view is needed (the browser, length distributions) the samples table is read.
 """
 
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medbench.harness.rundir import Run, load_run
+from medbench.harness.run.rundir import Run, load_run
 
 from . import figures as figs
 
@@ -435,9 +435,9 @@ def cross_run_pairs(c: Combined) -> list[dict[str, Any]]:
     """Paired comparisons of the same checkpoint across runs, on the documents both runs scored.
 
     metrics.json only compares checkpoints within one run, so these are computed here — by
-    :func:`medbench.harness.metrics.compute_metrics`, the same code that wrote every other number in the report.
+    :func:`medbench.harness.stats.metrics.compute_metrics`, the same code that wrote every other number in the report.
     """
-    from medbench.harness.metrics import compute_metrics
+    from medbench.harness.stats.metrics import compute_metrics
 
     out: list[dict[str, Any]] = []
     for ref, ck in _matching_checkpoints(c):

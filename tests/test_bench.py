@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from medbench.harness.cli import main
-from medbench.harness.rundir import SAMPLE_COLUMNS, RunWriter, load_run
+from medbench.harness.run.rundir import SAMPLE_COLUMNS, RunWriter, load_run
 
 SAMPLE_DATA = Path(__file__).resolve().parents[1] / "tasks" / "sample_data"
 TASKS = "medbench_pubmedqa,medbench_pubmedqa_ll"
@@ -140,7 +140,7 @@ def test_missing_checkpoint_fails_before_anything_runs(tiny_model_dir, tmp_path,
 
 
 def test_adapter_on_the_wrong_base_is_refused(tiny_lora_adapter_dir, tmp_path, capsys):
-    from medbench.harness.tiny_models import build_tiny_model
+    from medbench.harness.models.tiny import build_tiny_model
 
     other = build_tiny_model(tmp_path / "other", seed=5, hidden_size=32)
     code = main(bench_args(tmp_path / "r", f"lora={other}+{tiny_lora_adapter_dir}"))

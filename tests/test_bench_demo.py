@@ -16,10 +16,10 @@ import math
 from pathlib import Path
 
 import pytest
-from medbench.harness import demo_steps
+from medbench.harness.cli import demo_steps
 from medbench.harness.cli import main
-from medbench.harness.demo_steps import DEMO_TASKS
-from medbench.harness.rundir import load_run
+from medbench.harness.cli.demo_steps import DEMO_TASKS
+from medbench.harness.run.rundir import load_run
 from medbench.tasks import registry
 from medbench.trainers import demo as trainers_demo
 from medbench.trainers.config import load_config
@@ -241,7 +241,7 @@ def _gate(candidate: Path, baseline: Path) -> tuple[int, str]:
 @pytest.mark.slow
 def test_the_demo_gate_rules_tolerate_a_changed_document_and_fail_a_real_regression(demo_run, tmp_path):
     from fixtures_runs import write_run
-    from medbench.harness.baseline import save_baseline
+    from medbench.harness.gate.baseline import save_baseline
 
     out = demo_run[0]
     baseline = tmp_path / "baseline.json"
@@ -264,7 +264,7 @@ def test_the_demo_gate_rules_tolerate_a_changed_document_and_fail_a_real_regress
     assert status == 0, text
 
     # a real regression: the GRPO checkpoint is the base model (its adapter lost), benchmarked as the demo does
-    from medbench.harness.commands.bench import bench_and_report
+    from medbench.harness.cli.bench import bench_and_report
 
     base = Path(run.meta["checkpoints"][0]["model"])
     broken = tmp_path / "grpo-is-base"

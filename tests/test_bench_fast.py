@@ -7,8 +7,8 @@ import json
 
 import pytest
 from medbench.harness.cli import main
-from medbench.harness.rundir import load_run
-from medbench.harness.spec import SpecError, build_spec
+from medbench.harness.run.rundir import load_run
+from medbench.harness.run.spec import SpecError, build_spec
 from test_bench import bench_args
 
 KEY = ["checkpoint", "task", "doc_key"]
@@ -17,7 +17,7 @@ SAME = ["prompt", "completion", "outcome", "extracted", "format_strict", "trunca
 
 @pytest.mark.slow
 def test_fast_backend_gives_the_same_samples_as_hf(tiny_model_dir, tiny_lora_adapter_dir, tmp_path):
-    from medbench.harness.slot_decoder import unsupported_reason
+    from medbench.harness.backends.slot_decoder import unsupported_reason
     from transformers import AutoModelForCausalLM
 
     # the tiny Qwen2 takes the fast paths (no silent fall-back to the stock generation)

@@ -14,10 +14,10 @@ from types import SimpleNamespace
 
 import pytest
 from fixtures_runs import rows_from_outcomes, write_run
-from medbench.harness.checkpoints import ResolvedCheckpoint, resolve_checkpoint
-from medbench.harness.rundir import RunWriter, checkpoint_roles, lineage_order, load_run
-from medbench.harness.runner import checkpoint_entries, finalize
-from medbench.harness.spec import CheckpointSpec, SpecError, build_spec, load_spec_file
+from medbench.harness.run.checkpoints import ResolvedCheckpoint, resolve_checkpoint
+from medbench.harness.run.rundir import RunWriter, checkpoint_roles, lineage_order, load_run
+from medbench.harness.run.runner import checkpoint_entries, finalize
+from medbench.harness.run.spec import CheckpointSpec, SpecError, build_spec, load_spec_file
 
 HUB_BASE = "Qwen/Qwen2.5-3B-Instruct"
 

@@ -6,12 +6,12 @@ import json
 import textwrap
 
 import pytest
-from medbench.harness.checkpoints import (
+from medbench.harness.run.checkpoints import (
     CheckpointError,
     compute_content_hash,
     resolve_checkpoint,
 )
-from medbench.harness.spec import CheckpointSpec, SpecError, build_spec, load_spec_file, parse_checkpoint_arg
+from medbench.harness.run.spec import CheckpointSpec, SpecError, build_spec, load_spec_file, parse_checkpoint_arg
 
 # -- spec -------------------------------------------------------------------------------------------------
 
@@ -138,7 +138,7 @@ def test_missing_checkpoints_get_clear_errors(tmp_path, monkeypatch):
 
 
 def test_adapter_whose_base_does_not_match(tiny_lora_adapter_dir, tmp_path):
-    from medbench.harness.tiny_models import build_tiny_model
+    from medbench.harness.models.tiny import build_tiny_model
 
     other = build_tiny_model(tmp_path / "wider", seed=3, hidden_size=32)
     with pytest.raises(CheckpointError) as err:

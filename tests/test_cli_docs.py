@@ -24,7 +24,7 @@ def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentP
 def test_every_command_is_registered_and_built():
     built = _subparsers(build_parser())
     missing = [name for name in COMMANDS if name not in built]
-    assert not missing, f"commands in COMMANDS without a module in harness/commands: {missing}"
+    assert not missing, f"commands in COMMANDS without a module in harness/cli: {missing}"
 
 
 def _undocumented(parser: argparse.ArgumentParser, prefix: str) -> list[str]:

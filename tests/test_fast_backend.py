@@ -15,8 +15,8 @@ import torch
 lm_eval = pytest.importorskip("lm_eval")
 from lm_eval.api.instance import Instance
 from lm_eval.models.huggingface import HFLM
-from medbench.harness.fast_backend import MedbenchFastLM
-from medbench.harness.slot_decoder import unsupported_reason
+from medbench.harness.backends.fast import MedbenchFastLM
+from medbench.harness.backends.slot_decoder import unsupported_reason
 
 PROMPTS = [
     "Question: is aspirin a non-steroidal anti-inflammatory drug?\nAnswer:",
@@ -126,8 +126,17 @@ def _ll_requests():
     return requests
 
 
-@pytest.mark.parametrize("max_length", [None, 12])  # 12: contexts are left-truncated, as stock does it
-def test_loglikelihoods_equal_stock(sharp_model_dir, stock, max_length):
+@pytest.mark.parametrize("short_window", [False, True])
+def test_loglikelihoods_equal_stock(sharp_model_dir, stock, short_window):
+    max_length = None
+    if short_window:  # a window just above the longest continuation: contexts are left-truncated, as stock does it
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(sharp_model_dir)
+        longest = max(len(tok(r.args[1], add_special_tokens=False).input_ids) for r in _ll_requests())
+        max_length = longest + 4
+        total = [len(tok(r.args[0] + r.args[1]).input_ids) for r in _ll_requests()]
+        assert sum(n > max_length for n in total) >= 4, "the short window must truncate some contexts"
     ref = stock if max_length is None else HFLM(
         pretrained=str(sharp_model_dir), device="cpu", dtype="float32", batch_size=4, max_length=max_length
     )

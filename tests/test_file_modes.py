@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 from fixtures_runs import rows_from_outcomes
-from medbench.harness.baseline import save_baseline
-from medbench.harness.rundir import RunWriter, write_json
+from medbench.harness.gate.baseline import save_baseline
+from medbench.harness.run.rundir import RunWriter, write_json
 from medbench.trainers.provenance import DataSlice, Provenance, write_provenance
 
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 from fixtures_runs import rows_from_outcomes
-from medbench.harness.baseline import load_scored
+from medbench.harness.gate.baseline import load_scored
 from medbench.harness.cli import build_parser, main
-from medbench.harness.gate import choose_checkpoints, evaluate_gate
-from medbench.harness.gate_rules import GateConfigError, load_rules, parse_rules
+from medbench.harness.gate.evaluate import choose_checkpoints, evaluate_gate
+from medbench.harness.gate.rules import GateConfigError, load_rules, parse_rules
 
 # Baseline: pubmedqa docs 0-39 correct, 40-47 wrong, 48-49 unparseable (80%); medqa alternating (50%).
 BASE_PUBMED = "C" * 40 + "W" * 8 + "U" * 2

@@ -97,8 +97,8 @@ def test_golden_grading_is_what_a_run_records(cases, current):
     over lm-eval's log. For every golden completion both record the same grade fields, so the golden check
     pins what a run would write to samples.parquet (``hit_token_limit`` comes from the completion's token
     count reaching the task's budget, as in a run)."""
-    from medbench.harness.runner import PlannedTask
-    from medbench.harness.sample_rows import rows_from_samples
+    from medbench.harness.run.runner import PlannedTask
+    from medbench.harness.run.sample_rows import rows_from_samples
     from medbench.tasks.registry import get_task
 
     budget = 64

@@ -253,7 +253,7 @@ def test_truncated_is_unknown_when_the_caller_does_not_know():
 
 
 def test_lenient_extracted_is_kept_equal_to_extracted():
-    """Kept for the run directory's current columns (harness/rundir.py), slated for removal."""
+    """Kept for the run directory's current columns (harness/run/rundir.py), slated for removal."""
     for c in [*HEDGES.values(), *COMMITTED.values(), *WHERE.values()]:
         rec = _grade(c)
         assert rec.lenient_extracted == rec.extracted

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from fixtures_runs import rows_from_outcomes, sample_row
-from medbench.harness import stats
-from medbench.harness.metrics import compute_metrics, metrics_for_run
-from medbench.harness.rundir import load_run
+from medbench.harness.stats import paired as stats
+from medbench.harness.stats.metrics import compute_metrics, metrics_for_run
+from medbench.harness.run.rundir import load_run
 from statsmodels.stats.proportion import proportion_confint
 
 T, F = True, False

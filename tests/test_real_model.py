@@ -20,8 +20,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from medbench.harness import real_model
-from medbench.harness.real_model import INSTALL_COMMAND, ModelPrepareError, prepare_smollm2
+from medbench.harness.models import smollm2 as real_model
+from medbench.harness.models.smollm2 import INSTALL_COMMAND, ModelPrepareError, prepare_smollm2
 
 N_LL_DOCS = 100  # of the 500 PubMedQA test documents, a seeded sample (the ids are ordered by label)
 GEN_TASKS = "medbench_pubmedqa,medbench_gsm8k,medbench_medmcqa"
@@ -132,7 +132,7 @@ def test_pubmedqa_ll_equals_lm_evals_pubmedqa_on_smollm2(smollm2_dir, realdata):
 @pytest.mark.slow
 def test_fast_backend_gives_hfs_greedy_completions_on_smollm2(smollm2_dir, realdata, tmp_path):
     from medbench.harness.cli import main
-    from medbench.harness.rundir import load_run
+    from medbench.harness.run.rundir import load_run
 
     key = ["task", "doc_key"]
     runs = {}

@@ -1,7 +1,7 @@
 """`medbench report`: the numbers on the page are metrics.json's, the file is self-contained and safe.
 
 The fixture run (tests/report_fixture.py) is graded by the real grader and its metrics computed by
-medbench.harness.metrics; these tests read the rendered HTML back with lxml and compare.
+medbench.harness.stats.metrics; these tests read the rendered HTML back with lxml and compare.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from lxml import html as lxml_html
 from medbench.harness.cli import main as cli_main
-from medbench.harness.rundir import RunDirError, RunWriter, load_run
+from medbench.harness.run.rundir import RunDirError, RunWriter, load_run
 from medbench.reports.render import ReportError, render_report, safe_json_for_script
 from report_fixture import XSS, build_fixture_run
 

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from medbench.harness.rundir import load_run
+from medbench.harness.run.rundir import load_run
 from medbench.reports.render import render_report
 from report_cdp import Chromium, chromium_binary
 from report_fixture import XSS, build_fixture_run

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from medbench.harness import metrics as metrics_mod
-from medbench.harness.rundir import RunWriter, load_run
+from medbench.harness.stats import metrics as metrics_mod
+from medbench.harness.run.rundir import RunWriter, load_run
 from medbench.reports.render import browser_payload, combine_runs
 from report_fixture import CHECKPOINTS, build_samples, fixture_meta
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from medbench.harness.cli import main
-from medbench.harness.rundir import RunWriter, load_run
+from medbench.harness.run.rundir import RunWriter, load_run
 
 SAMPLE_DATA = Path(__file__).resolve().parents[1] / "tasks" / "sample_data"
 FIRST_TASK = "medbench_gsm8k"

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from medbench.harness.runner import PlannedTask
-from medbench.harness.sample_rows import TokenizerCounter, count_many, rows_from_samples
+from medbench.harness.run.runner import PlannedTask
+from medbench.harness.run.sample_rows import TokenizerCounter, count_many, rows_from_samples
 from medbench.tasks.graders import JudgeVerdict
 from medbench.tasks.registry import get_task
 
@@ -35,7 +35,7 @@ def test_batched_counts_equal_one_call_per_text(qwen):
 
 
 def test_batches_split_without_changing_counts(qwen, monkeypatch):
-    from medbench.harness import sample_rows
+    from medbench.harness.run import sample_rows
 
     monkeypatch.setattr(sample_rows, "BATCH", 3)
     counter = TokenizerCounter(qwen)

@@ -1,4 +1,4 @@
-"""medbench.harness.stats checked against statsmodels / scipy and published values."""
+"""medbench.harness.stats.paired checked against statsmodels / scipy and published values."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from medbench.harness import stats
+from medbench.harness.stats import paired as stats
 from scipy.optimize import minimize_scalar
 from scipy.stats import bootstrap, chi2_contingency, hypergeom, norm
 from statsmodels.stats.contingency_tables import mcnemar

@@ -362,7 +362,7 @@ def _provenance():
 
 
 def test_provenance_round_trip_and_bench_reads_it(tmp_path):
-    from medbench.harness.checkpoints import read_provenance as bench_reads
+    from medbench.harness.run.checkpoints import read_provenance as bench_reads
     from medbench.trainers.provenance import PROVENANCE_FILE, read_provenance, write_provenance
 
     prov = _provenance()

@@ -39,7 +39,7 @@ def build_demo_base(out_dir: str | Path, *, data_dir: str | Path | None = None, 
     Built once: a directory that already holds a base built with the same settings is returned as it is.
     """
     import torch
-    from medbench.harness.tiny_models import build_tiny_model
+    from medbench.harness.models.tiny import build_tiny_model
     from medbench.tasks import prompts
     from medbench.trainers.data import grpo_rows
     from transformers import AutoModelForCausalLM, AutoTokenizer

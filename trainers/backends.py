@@ -111,7 +111,7 @@ def activate(choice: BackendChoice) -> None:
 
 def resolve_model_name(name: str, output_dir: Path) -> str:
     """A hub id or a local directory, passed through. ``medbench-tiny`` (the tiny configs' default) is built by
-    the command line, which owns medbench's tiny random-weight model (``medbench.harness.tiny_models``) and passes
+    the command line, which owns medbench's tiny random-weight model (``medbench.harness.models.tiny``) and passes
     its folder; the recipes themselves never build a model."""
     from .config import TINY_MODEL
 

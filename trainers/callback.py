@@ -40,7 +40,7 @@ class LmEvalSlice:
     def __init__(self, tasks: list[str], *, limit: int, max_new_tokens: int, data_dir: str | None,
                  batch_size: int = 8) -> None:
         from lm_eval.tasks import TaskManager
-        from medbench.harness.runner import default_chat_template
+        from medbench.harness.run.runner import default_chat_template
         from medbench.tasks import registry
 
         self.specs = registry.expand(tasks)  # an unknown name lists the known ones and the closest match

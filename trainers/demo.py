@@ -74,7 +74,7 @@ def train_demo_adapters(base_model: str | Path, out_dir: str | Path, *, work_dir
     """Train the demo's SFT adapter on ``base_model``, then GRPO on top of it; export both under ``out_dir``.
 
     Args:
-        base_model: the local SmolLM2 folder (``medbench.harness.real_model.prepare_smollm2``).
+        base_model: the local SmolLM2 folder (``medbench.harness.models.smollm2.prepare_smollm2``).
         out_dir: where ``sft/`` and ``grpo/`` are exported (:func:`export_adapter`).
         work_dir: the recipes' own output folders (default ``out_dir/_training``).
         data_dir: the training data folder (default: the bundled sample data).

@@ -79,7 +79,7 @@ def write_provenance(directory: str | Path, prov: Provenance) -> Path:
     d.mkdir(parents=True, exist_ok=True)
     path = d / PROVENANCE_FILE
     # Not tempfile.mkstemp, which creates 0600 files: mode 0666 less the umask, like the model files beside it
-    # (harness/rundir.py writes its JSON files the same way).
+    # (harness/run/rundir.py writes its JSON files the same way).
     tmp = str(d / f".{PROVENANCE_FILE}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
     try:

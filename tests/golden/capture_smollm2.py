@@ -115,7 +115,7 @@ def write_subset(realdata: Path, data_dir: Path,
 
 
 def sha256_file(path: Path) -> str:
-    from medbench.harness.real_model import sha256_file as sha
+    from medbench.harness.models.smollm2 import sha256_file as sha
 
     return sha(path)
 
@@ -133,8 +133,8 @@ def main() -> int:
 
     import yaml
     from medbench.harness.cli import main as medbench
-    from medbench.harness.real_model import PROVENANCE, prepare_smollm2, read_provenance
-    from medbench.harness.rundir import load_run
+    from medbench.harness.models.smollm2 import PROVENANCE, prepare_smollm2, read_provenance
+    from medbench.harness.run.rundir import load_run
     from medbench.tasks.registry import get_task
 
     realdata = Path(os.environ.get("MEDBENCH_SHARED", REPO.parent / "shared")) / "realdata"

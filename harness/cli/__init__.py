@@ -1,6 +1,6 @@
 """The ``medbench`` command line.
 
-Each subcommand lives in ``medbench.harness.commands.<name>`` and exposes ``add_arguments(parser)`` and
+Each subcommand lives in ``medbench.harness.cli.<name>`` and exposes ``add_arguments(parser)`` and
 ``run(args) -> int``. Those modules import only the standard library at module level (heavy libraries are
 imported inside ``run``), so ``medbench --help`` stays instant.
 """
@@ -32,9 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
         try:
-            mod = importlib.import_module(f"medbench.harness.commands.{module}")
+            mod = importlib.import_module(f"medbench.harness.cli.{module}")
         except ModuleNotFoundError as e:
-            if e.name != f"medbench.harness.commands.{module}":
+            if e.name != f"medbench.harness.cli.{module}":
                 raise
             continue  # a command not built yet in this checkout
         p = sub.add_parser(name, help=help_text, description=(mod.__doc__ or help_text).strip())

@@ -42,11 +42,11 @@ def _write(path: str, text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from medbench.harness.baseline import BaselineFileError, load_scored
-    from medbench.harness.gate import choose_checkpoints, evaluate_gate
-    from medbench.harness.gate_report import render_junit, render_markdown, render_terminal
-    from medbench.harness.gate_rules import GateConfigError, load_rules
-    from medbench.harness.rundir import RunDirError
+    from medbench.harness.gate.baseline import BaselineFileError, load_scored
+    from medbench.harness.gate.evaluate import choose_checkpoints, evaluate_gate
+    from medbench.harness.gate.outputs import render_junit, render_markdown, render_terminal
+    from medbench.harness.gate.rules import GateConfigError, load_rules
+    from medbench.harness.run.rundir import RunDirError
 
     try:
         rules = load_rules(args.rules)

@@ -22,8 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from medbench.harness.baseline import save_baseline
-    from medbench.harness.rundir import RunDirError
+    from medbench.harness.gate.baseline import save_baseline
+    from medbench.harness.run.rundir import RunDirError
 
     try:
         summary = save_baseline(args.run_dir, args.output, args.checkpoint)

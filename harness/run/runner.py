@@ -29,10 +29,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
-from .checkpoints import CheckpointError, ResolvedCheckpoint, compute_content_hash, resolve_checkpoint
-from .rundir import RunDirError, RunWriter, checkpoint_roles
-from .rundir import lineage_order as rundir_lineage_order
-from .spec import BenchSpec, SpecError
+from medbench.harness.run.checkpoints import CheckpointError, ResolvedCheckpoint, compute_content_hash, resolve_checkpoint
+from medbench.harness.run.rundir import RunDirError, RunWriter, checkpoint_roles
+from medbench.harness.run.rundir import lineage_order as rundir_lineage_order
+from medbench.harness.run.spec import BenchSpec, SpecError
 
 #: Settings that change what a model is asked or how it answers: a resumed run must keep them.
 RESULT_SETTINGS = ("limit", "seed", "dtype", "load_in_4bit", "backend", "max_new_tokens", "chat_template",
@@ -140,7 +140,7 @@ def resolve_all(spec: BenchSpec) -> list[ResolvedCheckpoint]:
 
 
 def checkpoint_entries(checkpoints: list[ResolvedCheckpoint]) -> list[dict[str, Any]]:
-    """run.json's checkpoint entries in lineage order (:func:`medbench.harness.rundir.lineage_order`, the one
+    """run.json's checkpoint entries in lineage order (:func:`medbench.harness.run.rundir.lineage_order`, the one
     ordering rule), with the role that lineage implies filled in (``role_source: "parent"``)."""
     metas = [c.to_meta() for c in checkpoints]
     roles = checkpoint_roles(metas)
@@ -340,8 +340,8 @@ class _BenchRun:
 
     # -- before any model is loaded --------------------------------------------------------------------------
     def prepare(self) -> None:
-        from . import environment
-        from .lm_backends import BackendError, check_backend
+        from medbench.harness.run import environment
+        from medbench.harness.backends.lm_backends import BackendError, check_backend
 
         try:
             check_backend(self.spec)
@@ -400,7 +400,7 @@ class _BenchRun:
 
     # -- the run ------------------------------------------------------------------------------------------
     def execute(self) -> BenchOutcome:
-        from .progress import format_duration
+        from medbench.harness.run.progress import format_duration
 
         try:
             self.write_meta("running")
@@ -458,8 +458,8 @@ class _BenchRun:
 
     def _load(self, ck: ResolvedCheckpoint) -> Any:
         """Load the model (lm-eval LM) and wrap it in the resumable request cache."""
-        from .lm_backends import build_lm
-        from .request_cache import ResumableLM
+        from medbench.harness.backends.lm_backends import build_lm
+        from medbench.harness.run.request_cache import ResumableLM
 
         t_load = time.monotonic()
         lm = build_lm(ck, self.spec)
@@ -481,9 +481,9 @@ class _BenchRun:
         )
 
     def _run_pair(self, cached: Any, ck: ResolvedCheckpoint, task: PlannedTask, label: str) -> None:
-        from . import sample_rows
-        from .lm_backends import count_tokens_fn
-        from .progress import PairProgress
+        from medbench.harness.run import sample_rows
+        from medbench.harness.backends.lm_backends import count_tokens_fn
+        from medbench.harness.run.progress import PairProgress
 
         lm = cached.lm
         if task.chat_template and not getattr(lm.tokenizer, "chat_template", None):
@@ -526,7 +526,7 @@ def finalize(writer: RunWriter, spec: BenchSpec, tasks: list[PlannedTask],
     """Gather every finished pair into samples.parquet and compute metrics.json."""
     import pandas as pd
 
-    from .metrics import compute_metrics
+    from medbench.harness.stats.metrics import compute_metrics
 
     rows: list[dict[str, Any]] = []
     finished = []

@@ -19,7 +19,7 @@ n                           documents scored
 n_correct, n_wrong,         outcome counts; the three add up to n. **Unparseable is its own outcome**:
 n_unparseable               it counts against accuracy but is shown apart, never folded into "wrong"
 accuracy                    n_correct / n (lenient extraction: what the model meant)
-accuracy_ci_low/high        95% Wilson score interval of accuracy (see ``medbench.harness.stats``)
+accuracy_ci_low/high        95% Wilson score interval of accuracy (see ``medbench.harness.stats.paired``)
 strict_accuracy             share correct *and* given exactly in the asked layout (grader's strict_correct)
 unparseable_rate            n_unparseable / n
 format_strict_rate          share with the strict layout (grader's format_strict)
@@ -74,7 +74,7 @@ from typing import Any
 
 import numpy as np
 
-from . import stats
+from medbench.harness.stats import paired as stats
 
 #: Rate metrics and the per-document indicator each is the mean of (over documents where it is defined).
 #: The gate tests the same indicators, so a rate means the same thing in metrics.json and in a gate verdict.
@@ -89,7 +89,7 @@ RATE_INDICATORS: dict[str, str] = {
     "judge_agreement": "judge_agree",
 }
 
-#: Sample columns compute_metrics needs (a subset of medbench.harness.rundir.SAMPLE_COLUMNS).
+#: Sample columns compute_metrics needs (a subset of medbench.harness.run.rundir.SAMPLE_COLUMNS).
 REQUIRED_COLUMNS: tuple[str, ...] = (
     "checkpoint", "task", "doc_key", "outcome", "strict_correct", "format_strict", "format_soft", "think_ok",
     "truncated", "reasoning_tokens", "reasoning_words", "answer_tokens", "answer_words",
@@ -388,7 +388,7 @@ def _pair(indicators, tasks: list[str], ref: str, checkpoint: str, confidence: f
 
 
 def metrics_for_run(run, reference: str | None = None) -> dict[str, Any]:
-    """:func:`compute_metrics` over a loaded :class:`~medbench.harness.rundir.Run` (its samples, its order)."""
+    """:func:`compute_metrics` over a loaded :class:`~medbench.harness.run.rundir.Run` (its samples, its order)."""
     return compute_metrics(run.samples(), run.checkpoints, reference)
 
 

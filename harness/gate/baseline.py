@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .metrics import closest, document_indicators
-from .rundir import Run, RunDirError, _atomic_write_text, load_run
+from medbench.harness.stats.metrics import closest, document_indicators
+from medbench.harness.run.rundir import Run, RunDirError, _atomic_write_text, load_run
 
 BASELINE_FORMAT = 1
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from lm_eval.api.model import CacheHook, CachingLM, hash_args
 
-from .progress import PairProgress
+from medbench.harness.run.progress import PairProgress
 
 REQUEST_TYPES = ("generate_until", "loglikelihood", "loglikelihood_rolling")
 

@@ -24,7 +24,7 @@ import time
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from .bench import add_run_options
+    from medbench.harness.cli.bench import add_run_options
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--train", action="store_true",
@@ -78,11 +78,11 @@ def _run_demo(args: argparse.Namespace, t0: float) -> int:
     import contextlib
     from pathlib import Path
 
-    from medbench.harness import demo_steps
-    from medbench.harness.real_model import ModelPrepareError, prepare_smollm2
-    from medbench.harness.rundir import RunWriter
+    from medbench.harness.cli import demo_steps
+    from medbench.harness.models.smollm2 import ModelPrepareError, prepare_smollm2
+    from medbench.harness.run.rundir import RunWriter
 
-    from .bench import bench_and_report
+    from medbench.harness.cli.bench import bench_and_report
 
     out = Path(args.output or f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}")
     RunWriter(out)  # the data view (and retrained adapters) live inside the run directory: it is self-contained

@@ -1,4 +1,4 @@
-"""Render a :class:`~medbench.harness.gate.GateResult`: a terminal table, Markdown, JUnit XML.
+"""Render a :class:`~medbench.harness.gate.evaluate.GateResult`: a terminal table, Markdown, JUnit XML.
 
 Markdown fits a GitHub step summary (``--markdown "$GITHUB_STEP_SUMMARY"``) or a PR comment; JUnit XML has
 one test case per rule (per task and checkpoint pair), a ``failure`` element for a regression and a
@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import xml.etree.ElementTree as ET
 
-from .gate import GateResult, RuleResult, format_value
+from medbench.harness.gate.evaluate import GateResult, RuleResult, format_value
 
 STATUS_WORD = {"pass": "PASS", "fail": "FAIL", "skip": "skip"}
 STATUS_ICON = {"pass": "✅", "fail": "❌", "skip": "⏭️"}

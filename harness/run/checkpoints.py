@@ -1,6 +1,6 @@
 """Checkpoint sources: a hub id, a local model directory, or a base model plus a LoRA adapter.
 
-:func:`resolve_checkpoint` turns what the user wrote (:class:`~medbench.harness.spec.CheckpointSpec`) into a
+:func:`resolve_checkpoint` turns what the user wrote (:class:`~medbench.harness.run.spec.CheckpointSpec`) into a
 :class:`ResolvedCheckpoint` *before* any model is loaded, so a typo, a missing directory or an adapter that
 doesn't fit its base fails in a second with a message naming the fix, not after an hour of evaluating other
 checkpoints. Adapters are evaluated without merging: the runner hands base and adapter to lm-eval separately.
@@ -19,8 +19,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .rundir import ROLE_ORDER
-from .spec import CheckpointSpec
+from medbench.harness.run.rundir import ROLE_ORDER
+from medbench.harness.run.spec import CheckpointSpec
 
 PROVENANCE_FILE = "medbench_provenance.json"
 ADAPTER_CONFIG = "adapter_config.json"
@@ -66,7 +66,7 @@ class ResolvedCheckpoint:
         """The lineage role (base / sft / grpo): stated in the spec, else from provenance, else the name when
         the checkpoint is called base, sft or grpo (``--checkpoint base=Qwen/...``: a hub base has no
         provenance file). The runner adds one more rule across checkpoints: a role-less checkpoint that is
-        another's provenance parent is the base (:func:`~medbench.harness.rundir.checkpoint_roles`)."""
+        another's provenance parent is the base (:func:`~medbench.harness.run.rundir.checkpoint_roles`)."""
         source = self.role_source
         if source == "spec":
             return self.declared_role

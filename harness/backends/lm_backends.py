@@ -1,6 +1,6 @@
 """Build lm-eval model objects (``hf`` = transformers through :class:`lm_eval.models.huggingface.HFLM`,
 ``medbench-fast`` = the same HFLM with medbench's fast greedy generation and shared-context loglikelihoods,
-:class:`medbench.harness.fast_backend.MedbenchFastLM`, ``vllm`` = :class:`lm_eval.models.vllm_causallms.VLLM`)
+:class:`medbench.harness.backends.fast.MedbenchFastLM`, ``vllm`` = :class:`lm_eval.models.vllm_causallms.VLLM`)
 for a resolved checkpoint. ``hf`` and ``medbench-fast`` are built by the same code with the same arguments.
 
 Adapters are never merged: ``HFLM(peft=...)`` wraps the base in a ``PeftModel``, and vLLM serves the adapter
@@ -17,8 +17,8 @@ import importlib.util
 import time
 from typing import Any
 
-from .checkpoints import ResolvedCheckpoint
-from .spec import BenchSpec
+from medbench.harness.run.checkpoints import ResolvedCheckpoint
+from medbench.harness.run.spec import BenchSpec
 
 #: LoRA ranks that vLLM accepts for ``max_lora_rank``.
 VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
@@ -86,7 +86,7 @@ def _hf_class(backend: str) -> type:
     """lm-eval's HFLM, or medbench's fast subclass of it, timed (see :class:`_TimedGenerate`). The fast model
     times its own generations; its fall-back to HFLM's path goes through the timed ``_model_generate``."""
     if backend == "medbench-fast":
-        from .fast_backend import MedbenchFastLM as base
+        from medbench.harness.backends.fast import MedbenchFastLM as base
     else:
         from lm_eval.models.huggingface import HFLM as base
 
@@ -181,6 +181,6 @@ def _build_vllm(ck: ResolvedCheckpoint, spec: BenchSpec) -> Any:
 def count_tokens_fn(lm: Any):
     """The evaluated model's own tokenizer as a token counter (what the graders record lengths in); it also
     counts a list of texts in batched calls (``.many``), which the run-directory rows use."""
-    from .sample_rows import TokenizerCounter
+    from medbench.harness.run.sample_rows import TokenizerCounter
 
     return TokenizerCounter(lm.tokenizer)

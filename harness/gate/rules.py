@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .metrics import RATE_INDICATORS, closest
+from medbench.harness.stats.metrics import RATE_INDICATORS, closest
 
 WILDCARD = "*"
 CHECKS: tuple[str, ...] = (

@@ -5,7 +5,7 @@ or ``lm_eval.simple_evaluate(model="medbench-fast", model_args="pretrained=...")
 ``HFLM`` (same loading, tokenisation, truncation, chat template, PEFT ``peft=`` adapters, result caching), so
 tasks and the run directory are exactly the same; only two methods change:
 
-- ``generate_until``: greedy requests go through :class:`~medbench.harness.slot_decoder.SlotDecoder`
+- ``generate_until``: greedy requests go through :class:`~medbench.harness.backends.slot_decoder.SlotDecoder`
   (slot KV cache refilled as requests finish, decode step replayed from CUDA graphs). Output text is built
   exactly as ``HFLM`` builds it (decoded without special tokens, cut at the first ``until`` string). Requests that
   sample, or pass generation options other than greedy ones, go to ``HFLM.generate_until`` unchanged.
@@ -51,7 +51,7 @@ from lm_eval.models.utils import (
 )
 from tqdm import tqdm
 
-from .slot_decoder import GenerationRequest, SlotDecoder, compile_decoder_layers, unsupported_reason
+from medbench.harness.backends.slot_decoder import GenerationRequest, SlotDecoder, compile_decoder_layers, unsupported_reason
 
 log = logging.getLogger(__name__)
 

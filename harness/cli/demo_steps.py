@@ -1,6 +1,6 @@
 """What ``medbench demo`` benchmarks, and how: the tasks, their slices and token budgets, the data, the spec.
 
-The demo's checkpoints are SmolLM2-135M-Instruct (``medbench.harness.real_model``) and two LoRA adapters over it
+The demo's checkpoints are SmolLM2-135M-Instruct (``medbench.harness.models.smollm2``) and two LoRA adapters over it
 (``medbench.trainers.demo``); this module only describes the benchmark they go through, which is exactly what
 ``medbench bench`` runs: one spec, built by :func:`build_spec` from the values below.
 
@@ -113,7 +113,7 @@ def demo_spec(output: Path, checkpoints: Mapping[str, str], data_dir: Path, *,
     ``checkpoints`` maps a name to what ``--checkpoint NAME=...`` takes (a folder, or ``BASE+ADAPTER``);
     ``max_new_tokens``, when given, replaces every generative task's budget.
     """
-    from .spec import build_spec
+    from medbench.harness.run.spec import build_spec
 
     tasks: list[Any] = [{"name": t, "max_new_tokens": max_new_tokens or budget}
                         for t, budget in DEMO_TASK_BUDGETS.items()]

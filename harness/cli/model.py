@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     os.environ.setdefault("TQDM_DISABLE", "1")  # transformers' per-tensor bars; one line per step is printed
-    from medbench.harness.real_model import ModelPrepareError, prepare_smollm2
+    from medbench.harness.models.smollm2 import ModelPrepareError, prepare_smollm2
 
     def say(message: str) -> None:
         print(f"medbench model: {message}", file=sys.stderr, flush=True)

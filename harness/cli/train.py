@@ -92,7 +92,7 @@ def _run_recipe(args: argparse.Namespace) -> int:
     from medbench.trainers.config import TINY_MODEL
 
     if cfg.model["name"] == TINY_MODEL:  # the tiny configs' model: built here, the recipes never build one
-        from medbench.harness.tiny_models import build_tiny_model
+        from medbench.harness.models.tiny import build_tiny_model
 
         cfg.model["name"] = str(build_tiny_model(cfg.output_dir / "tiny_base_model"))
     if cfg.recipe == "sft":

@@ -8,7 +8,7 @@
 Statistical checks are paired when both sides scored exactly the same documents of a task (by ``doc_key``),
 unpaired otherwise, and every verdict says which. Metric values come from each side's metrics.json records
 (or the baseline file's copy of them); statistical checks use the per-document indicators behind those rates.
-Renderers (terminal, Markdown, JUnit XML) live in :mod:`medbench.harness.gate_report`.
+Renderers (terminal, Markdown, JUnit XML) live in :mod:`medbench.harness.gate.outputs`.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from . import stats
-from .baseline import ScoredRun
-from .gate_rules import GateConfigError, GateRules, Rule
+from medbench.harness.stats import paired as stats
+from medbench.harness.gate.baseline import ScoredRun
+from medbench.harness.gate.rules import GateConfigError, GateRules, Rule
 
 #: Slack for comparing thresholds with rates computed as k / n (so 0.5 >= 0.5 never fails on rounding).
 EPS = 1e-9

@@ -61,7 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chat-template", action=argparse.BooleanOptionalAction, default=None,
                         help="apply the tokenizer's chat template for every task (default: per task — on for "
                              "the <reasoning>/<answer> tasks, off for the <think> and loglikelihood tasks)")
-    from medbench.harness.spec import BACKENDS  # stdlib-only module: `medbench --help` stays instant
+    from medbench.harness.run.spec import BACKENDS  # stdlib-only module: `medbench --help` stays instant
 
     parser.add_argument("--backend", default=None, choices=list(BACKENDS),
                         help="hf (transformers through lm-eval; default), medbench-fast (the same model with "
@@ -104,8 +104,8 @@ def default_output(spec) -> str:
 
 def report_outcome(outcome, stream=None) -> int:
     """Print the summary table and the failures; return the exit status."""
-    from medbench.harness.rundir import load_run
-    from medbench.harness.summary import format_summary
+    from medbench.harness.run.rundir import load_run
+    from medbench.harness.run.summary import format_summary
 
     stream = stream or sys.stdout
     run = load_run(outcome.run_dir)
@@ -122,7 +122,7 @@ def report_outcome(outcome, stream=None) -> int:
 
 def write_report(run_dir, stream=None) -> bool:
     """Render ``run_dir``'s HTML report and print its path; on failure say why (the run itself is kept)."""
-    from medbench.harness.rundir import RunDirError
+    from medbench.harness.run.rundir import RunDirError
     from medbench.reports import ReportError, render_report
 
     stream = stream or sys.stdout
@@ -143,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.verbose:
         os.environ.setdefault("TQDM_DISABLE", "1")  # lm-eval's own bars; medbench prints progress with ETA
 
-    from medbench.harness.spec import build_spec, load_spec_file
+    from medbench.harness.run.spec import build_spec, load_spec_file
 
     def make_spec():
         file_data = load_spec_file(args.spec) if args.spec else None
@@ -161,9 +161,9 @@ def bench_and_report(make_spec, *, verbose: bool, no_report: bool) -> int:
     `medbench bench` and `medbench demo` (0 done, 1 a checkpoint, the disk or the report failed, 2 usage)."""
     import os
 
-    from medbench.harness.checkpoints import CheckpointError
-    from medbench.harness.runner import BenchError, run_bench
-    from medbench.harness.spec import SpecError
+    from medbench.harness.run.checkpoints import CheckpointError
+    from medbench.harness.run.runner import BenchError, run_bench
+    from medbench.harness.run.spec import SpecError
 
     try:
         outcome = run_bench(make_spec(), verbose=verbose)

@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from medbench.harness.rundir import RunDirError
+    from medbench.harness.run.rundir import RunDirError
     from medbench.reports.render import ReportError, render_report
 
     try:

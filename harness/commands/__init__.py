@@ -1,1 +1,0 @@
-"""One module per `medbench` subcommand (see medbench.harness.cli)."""
