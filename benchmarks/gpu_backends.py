@@ -194,7 +194,7 @@ def build_lm(backend: str, model_dir: Path, adapter: Path | None, device: str, b
             kw.update(lora_local_path=str(adapter), max_lora_rank=16)
         return VLLM(**kw)
     if backend == "medbench-fast":
-        from medbench.harness.fast_backend import MedbenchFastLM as cls
+        from medbench.harness.backends.fast import MedbenchFastLM as cls
     else:
         from lm_eval.models.huggingface import HFLM as cls
     lm = cls(pretrained=str(model_dir), peft=str(adapter) if adapter else None, device=device,

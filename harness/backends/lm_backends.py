@@ -60,9 +60,25 @@ def effective_batch_size(spec: BenchSpec, device: str) -> int | str:
     return spec.batch_size
 
 
+def resolve_backend(spec: BenchSpec) -> str:
+    """The backend that ``spec.backend`` means here: ``auto`` is medbench-fast on a CUDA GPU, stock hf on a CPU.
+
+    Why medbench-fast and not vLLM on a GPU, measured on an H200 (benchmarks/results/gpu_backends.json, 3B shape,
+    256 PubMedQA prompts x 256 tokens): stock hf 0.7k tok/s (and lm-eval's ``auto`` batch probe, sized by the
+    model's 32k context, spent minutes to pick 3), medbench-fast 11.8k, vLLM 25.6k but after an engine start of
+    minutes (torch.compile, CUDA graphs, kernel JIT) that a bench run of a few thousand requests never wins back.
+    ``--backend vllm`` is the choice for large runs. medbench-fast falls back to HFLM's own path for what its
+    slot decoder does not cover (sampling, unsupported architectures), so ``auto`` runs every model hf runs.
+    On a CPU the two give identical greedy completions at the same speed; hf is the reference.
+    """
+    if spec.backend != "auto":
+        return spec.backend
+    return "hf" if default_device(spec).startswith("cpu") else "medbench-fast"
+
+
 def check_backend(spec: BenchSpec) -> None:
     """Fail before any model is loaded when the chosen backend or loading mode can't run on this machine."""
-    if spec.backend == "vllm" and importlib.util.find_spec("vllm") is None:
+    if resolve_backend(spec) == "vllm" and importlib.util.find_spec("vllm") is None:
         raise BackendError("--backend vllm needs vLLM, which is not installed: pip install 'medbench[vllm]' "
                            "(on a CUDA machine), or use --backend hf")
     if spec.load_in_4bit:
@@ -77,7 +93,7 @@ def check_backend(spec: BenchSpec) -> None:
 
 def build_lm(ck: ResolvedCheckpoint, spec: BenchSpec) -> Any:
     """An lm-eval ``LM`` for one checkpoint, loaded and ready to evaluate."""
-    if spec.backend == "vllm":
+    if resolve_backend(spec) == "vllm":
         return _build_vllm(ck, spec)
     return _build_hf(ck, spec)
 
@@ -94,7 +110,7 @@ def _hf_class(backend: str) -> type:
 
 
 def _build_hf(ck: ResolvedCheckpoint, spec: BenchSpec) -> Any:
-    TimedHFLM = _hf_class(spec.backend)
+    TimedHFLM = _hf_class(resolve_backend(spec))
 
     device = default_device(spec)
     common: dict[str, Any] = {

@@ -64,9 +64,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from medbench.harness.run.spec import BACKENDS  # stdlib-only module: `medbench --help` stays instant
 
     parser.add_argument("--backend", default=None, choices=list(BACKENDS),
-                        help="hf (transformers through lm-eval; default), medbench-fast (the same model with "
-                             "medbench's fast greedy generation and shared-context scoring; same results, for a "
-                             "GPU without vLLM) or vllm (the `vllm` extra)")
+                        help="auto (default: medbench-fast on a CUDA GPU, hf on a CPU), hf (transformers through "
+                             "lm-eval), medbench-fast (the same model with medbench's fast greedy generation and "
+                             "shared-context scoring; same results, 17x hf on an H200) or vllm (the `vllm` extra; "
+                             "fastest once its engine has started, which takes minutes: for large runs)")
     parser.add_argument("--device", default=None, help="torch device, e.g. cuda:0 or cpu (hf backend)")
     parser.add_argument("--trust-remote-code", action=argparse.BooleanOptionalAction, default=None,
                         help="allow a model's own Python code from the hub (default off)")

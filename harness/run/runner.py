@@ -458,7 +458,7 @@ class _BenchRun:
 
     def _load(self, ck: ResolvedCheckpoint) -> Any:
         """Load the model (lm-eval LM) and wrap it in the resumable request cache."""
-        from medbench.harness.backends.lm_backends import build_lm
+        from medbench.harness.backends.lm_backends import build_lm, resolve_backend
         from medbench.harness.run.request_cache import ResumableLM
 
         t_load = time.monotonic()
@@ -472,7 +472,7 @@ class _BenchRun:
         rank = int(getattr(lm, "rank", 0) or 0)
         # vLLM reports results only when a call returns: feed it chunks so a crash loses at most one chunk
         # (hf and medbench-fast write each finished request to the cache themselves)
-        chunk = None if self.spec.backend != "vllm" or self.spec.vllm.data_parallel_size > 1 else 256
+        chunk = None if resolve_backend(self.spec) != "vllm" or self.spec.vllm.data_parallel_size > 1 else 256
         return ResumableLM(
             lm, f"{self.writer.request_cache_prefix(ck.name)}_rank{rank}.db",
             timings=self.writer.read_timings(ck.name),

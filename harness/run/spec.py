@@ -42,7 +42,9 @@ from pathlib import Path
 from typing import Any
 
 DTYPES = ("auto", "float32", "float16", "bfloat16")
-BACKENDS = ("hf", "vllm", "medbench-fast")
+#: ``auto`` (the default) is medbench-fast on a CUDA GPU and stock hf on a CPU (see
+#: medbench.harness.backends.lm_backends.resolve_backend for why, with the measured numbers).
+BACKENDS = ("auto", "hf", "vllm", "medbench-fast")
 #: Lineage roles a checkpoint can have (provenance, the spec's ``role``, or its name).
 ROLES = ("base", "sft", "grpo")
 
@@ -136,7 +138,7 @@ class BenchSpec:
     chat_template: bool | None = None
     seed: int = 1234
     output: str | None = None
-    backend: str = "hf"
+    backend: str = "auto"
     device: str | None = None
     trust_remote_code: bool = False
     reference: str | None = None
