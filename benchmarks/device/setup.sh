@@ -4,6 +4,11 @@
 set -e
 F=/tmp/ferry
 REPO=$(pwd)
+# a snapshot of committed code (git archive HEAD), ferried once, runs instead of the live tree when present
+if [ -f "$F/code.tar" ]; then
+  [ -d /tmp/code ] || { mkdir -p /tmp/code && tar xf "$F/code.tar" -C /tmp/code; }
+  REPO=/tmp/code
+fi
 if [ ! -f /tmp/site/.site_ok ]; then
   mkdir -p /tmp/site && tar xzf "$F/gpu-site.tgz" -C /tmp/site && touch /tmp/site/.site_ok
 fi
