@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .errors import BAD_INPUT, RUN_FAILED, MedbenchError
 from .graders import Judge, JudgeVerdict
 
 __all__ = [
@@ -55,16 +56,22 @@ ENV_MODEL = "MEDBENCH_JUDGE_MODEL"
 ENV_API_KEY = "MEDBENCH_JUDGE_API_KEY"
 
 
-class JudgeError(RuntimeError):
+class JudgeError(MedbenchError, RuntimeError):
     """The judge could not give a verdict (endpoint down, malformed reply, model missing)."""
+
+    exit_code = RUN_FAILED
 
 
 class JudgeAuthError(JudgeError):
     """The endpoint refused the credentials (HTTP 401/403)."""
 
+    exit_code = BAD_INPUT
+
 
 class JudgeConfigError(JudgeError, ValueError):
     """The judge's environment variables are inconsistent."""
+
+    exit_code = BAD_INPUT
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -9,6 +9,8 @@ is one edit here plus a task-version bump.
 
 from __future__ import annotations
 
+from .graders.answers import DEFAULT_LETTERS
+
 #: The GRPO recipe's system prompt (verbatim, including its leading and trailing newlines).
 SYSTEM_PROMPT = """
 Respond in the following format:
@@ -78,7 +80,7 @@ def pubmedqa_user_prompt(contexts: list[str], question: str) -> str:
     )
 
 
-def choice_user_prompt(question_block: str, letters: str = "ABCD") -> str:
+def choice_user_prompt(question_block: str, letters: str = DEFAULT_LETTERS) -> str:
     """The GRPO recipe's Health_Benchmarks user turn (verbatim for A–D, including its leading blank lines).
 
     ``question_block`` is the question with its options (Health_Benchmarks has them inline already; see

@@ -18,11 +18,12 @@ the known names and the closest match.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+from .errors import MedbenchError, closest, did_you_mean
 
 FAMILIES = ("pubmedqa", "health", "medical_cot", "gsm8k", "medmcqa", "medqa", "mmlu_medical")
 OUTPUT_TYPES = ("generate_until", "multiple_choice")
@@ -55,20 +56,18 @@ class TaskSpec:
     max_gen_toks: int | None
 
 
-class UnknownTaskError(KeyError):
+class UnknownTaskError(MedbenchError, KeyError):
     """An unknown task or group name; the message lists what exists and the closest match."""
 
     def __init__(self, name: str, known: list[str]) -> None:
-        close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        super().__init__(f"unknown task or group {name!r}.{hint} Known: {', '.join(known)}")
-        self.name, self.known, self.suggestion = name, known, close[0] if close else None
+        super().__init__(f"unknown task or group {name!r}{did_you_mean(name, known)}; known: {', '.join(known)}")
+        self.name, self.known, self.suggestion = name, known, closest(name, known)
 
     def __str__(self) -> str:  # KeyError would repr() the message
         return str(self.args[0])
 
 
-class TaskConfigError(ValueError):
+class TaskConfigError(MedbenchError, ValueError):
     """A task YAML lm-eval cannot read, or one whose medbench metadata is missing or wrong."""
 
 

@@ -18,7 +18,7 @@ from functools import lru_cache
 from typing import Any
 
 from .graders import GradeRecord, grade
-from .graders.answers import YesNoMaybe, answer_type
+from .graders.answers import DEFAULT_LETTERS, YesNoMaybe, answer_type
 from .graders.grade import Judge, TokenCounter
 from .registry import TaskSpec, get_task
 
@@ -35,9 +35,6 @@ GENERATIVE_METRICS: tuple[str, ...] = (
     "reasoning_words",
     "completion_words",  # the whole completion: a reply that ignores the layout has 0 reasoning words
 )
-#: Extra metric of free-answer (judged) tasks: the share of verdicts that came from the offline proxy judge,
-#: so an ``acc`` decided by the proxy is labelled as such in lm-eval's own table.
-JUDGE_METRICS: tuple[str, ...] = ("judge_proxy",)
 
 
 def _question(spec: TaskSpec, doc: dict[str, Any]) -> str:
@@ -99,7 +96,7 @@ def grade_doc(
         doc_info(spec, doc)["target"],
         layout=spec.layout,  # type: ignore[arg-type]
         answer=spec.answer,
-        letters=doc.get("letters") or spec.letters or "ABCD",
+        letters=doc.get("letters") or spec.letters or DEFAULT_LETTERS,
         think_prefilled=True,
         count_tokens=count_tokens,
         hit_token_limit=hit_token_limit,
@@ -126,7 +123,7 @@ def grade_loglikelihood(spec: TaskSpec, doc: dict[str, Any], loglikelihoods: Seq
         raise ValueError(
             f"{spec.name}: {len(loglikelihoods)} loglikelihoods for {len(choices)} choices {choices}"
         )
-    kind = answer_type(spec.answer, letters=spec.letters or "ABCD")
+    kind = answer_type(spec.answer, letters=spec.letters or DEFAULT_LETTERS)
     gold = kind.normalize_target(doc_info(spec, doc)["target"])
     best = max(range(len(choices)), key=lambda i: (loglikelihoods[i], -i))
     pred = choices[best]

@@ -27,3 +27,37 @@ def test_auto_means_hf_on_a_cpu():
 def test_a_named_backend_is_kept(name):
     assert resolve_backend(_spec(backend=name, device="cuda")) == name
     assert resolve_backend(_spec(backend=name, device="cpu")) == name
+
+
+class _RecordingVLLM:
+    """Stands in for lm-eval's VLLM class (vLLM needs a CUDA machine): records the arguments medbench passes."""
+
+    seen: dict = {}
+
+    def __init__(self, **kwargs):
+        _RecordingVLLM.seen = kwargs
+
+
+@pytest.fixture
+def fake_vllm(monkeypatch):
+    import sys
+    import types
+
+    module = types.ModuleType("lm_eval.models.vllm_causallms")
+    module.VLLM = _RecordingVLLM
+    monkeypatch.setitem(sys.modules, "lm_eval.models.vllm_causallms", module)
+    return _RecordingVLLM
+
+
+def test_vllm_never_gets_batch_auto(fake_vllm, tmp_path):
+    """lm-eval's VLLM turns `auto` into vLLM's own tqdm bar, and under medbench's TQDM_DISABLE=1 vLLM 0.26 divides
+    by that disabled bar's zero elapsed time: every checkpoint failed with ZeroDivisionError on an H200."""
+    from medbench.harness.backends.lm_backends import VLLM_AUTO_BATCH, build_lm
+    from medbench.harness.run.checkpoints import ResolvedCheckpoint
+
+    ck = ResolvedCheckpoint(name="m", kind="local", model=str(tmp_path))
+    build_lm(ck, _spec(backend="vllm"))
+    assert fake_vllm.seen["batch_size"] == VLLM_AUTO_BATCH
+    assert VLLM_AUTO_BATCH >= 256  # at least the runner's chunk: vLLM schedules each chunk whole
+    build_lm(ck, _spec(backend="vllm", batch_size=32))
+    assert fake_vllm.seen["batch_size"] == 32

@@ -128,7 +128,7 @@ def test_rerun_reuses_finished_pairs(finished_run, tiny_model_dir, tiny_lora_ada
 def test_unknown_task_lists_the_closest_name(tiny_model_dir, tmp_path, capsys):
     assert main(bench_args(tmp_path / "r", f"base={tiny_model_dir}", tasks="medbench_pubmedq")) == 2
     err = capsys.readouterr().err
-    assert "unknown task or group 'medbench_pubmedq'" in err and "Did you mean 'medbench_pubmedqa'" in err
+    assert "unknown task or group 'medbench_pubmedq'" in err and "did you mean 'medbench_pubmedqa'" in err
     assert not (tmp_path / "r").exists()  # nothing was started
 
 

@@ -91,8 +91,8 @@ def test_the_committed_adapters_are_what_the_demo_configs_train():
         folder = trainers_demo.COMMITTED_ADAPTERS / name
         assert sorted(p.name for p in folder.iterdir()) == sorted(trainers_demo.ADAPTER_FILES)
         config = json.loads((folder / "adapter_config.json").read_text())
-        assert (config["r"], config["lora_alpha"]) == (cfg.lora["r"], cfg.lora["alpha"])
-        assert sorted(config["target_modules"]) == sorted(cfg.lora["target_modules"])
+        assert (config["r"], config["lora_alpha"]) == (cfg.lora.r, cfg.lora.alpha)
+        assert sorted(config["target_modules"]) == sorted(cfg.lora.target_modules)
         assert config["base_model_name_or_path"] == trainers_demo.BASE_ID
         weights = folder / "adapter_model.safetensors"
         assert weights.stat().st_size <= 2_100_000
@@ -102,9 +102,9 @@ def test_the_committed_adapters_are_what_the_demo_configs_train():
         assert (prov.role, prov.recipe, prov.backend) == (name, name, "trl")
         # trained with the config as it is now (a config change needs the adapters rebuilt: see the docstring)
         assert {k: prov.config[k] for k in ("lora", "data", "training")} == \
-            {"lora": cfg.lora, "data": cfg.data, "training": cfg.training}
-        if cfg.warmup["steps"]:
-            assert prov.config["warmup"] == cfg.warmup
+            {k: cfg.to_dict()[k] for k in ("lora", "data", "training")}
+        if cfg.warmup.steps:
+            assert prov.config["warmup"] == cfg.to_dict()["warmup"]
         assert prov.steps == cfg.training["max_steps"]
         state = json.loads((folder / "trainer_state.json").read_text())
         logged = [h for h in state["log_history"] if "loss" in h or "reward" in h]
@@ -113,7 +113,7 @@ def test_the_committed_adapters_are_what_the_demo_configs_train():
     assert sft_prov.parent == trainers_demo.BASE_ID
     assert Path(grpo_prov.parent).name == "sft" and grpo_prov.config["model"]["adapter"] == grpo_prov.parent
     assert sft_prov.data.sources[0]["split"] == f"train[0:{demo_steps.DEMO_TASK_METADATA['sft_train_rows']}]"
-    assert grpo_prov.warmup["steps"] == grpo_cfg.warmup["steps"] and len(grpo_prov.warmup["losses"]) > 0
+    assert grpo_prov.warmup["steps"] == grpo_cfg.warmup.steps and len(grpo_prov.warmup["losses"]) > 0
 
 
 def test_the_committed_adapters_ship_in_the_package():

@@ -43,6 +43,6 @@ def test_fast_backend_gives_the_same_samples_as_hf(tiny_model_dir, tiny_lora_ada
 
 
 def test_backend_names_are_checked_with_the_closest_match():
-    with pytest.raises(SpecError, match=r"'medbench_fast' is not one of hf, vllm, medbench-fast "
+    with pytest.raises(SpecError, match=r"'medbench_fast' is not one of auto, hf, vllm, medbench-fast "
                                         r"\(did you mean 'medbench-fast'\?\)"):
         build_spec(None, {"checkpoints": ["base=./m"], "tasks": "t", "backend": "medbench_fast"})

@@ -7,7 +7,6 @@ and so the report share one ordering function.
 
 from __future__ import annotations
 
-import json
 import shutil
 import textwrap
 from types import SimpleNamespace
@@ -25,6 +24,14 @@ HUB_BASE = "Qwen/Qwen2.5-3B-Instruct"
 def _trained(name: str, role: str, parent: str, path: str) -> ResolvedCheckpoint:
     return ResolvedCheckpoint(name=name, kind="local", model=path, tokenizer=path,
                               provenance={"role": role, "parent": parent})
+
+
+def _write_provenance(folder, role: str, parent: str) -> None:
+    """A trainer's provenance file (schema-checked by the bench's reader: hand-written fragments are refused)."""
+    from medbench.tasks.provenance import DataSlice, Provenance, write_provenance
+
+    write_provenance(folder, Provenance(role=role, parent=parent, recipe=role, config={}, config_source="t.yaml",
+                                        config_sha256="0", backend="trl", data=DataSlice([], 0, "0"), steps=1))
 
 
 def test_a_hub_base_without_provenance_is_the_reference_when_an_sft_names_it_as_parent(tmp_path):
@@ -81,7 +88,7 @@ def test_a_checkpoint_named_base_is_the_base_unless_its_provenance_says_otherwis
 
     trained = tmp_path / "trained"
     shutil.copytree(tiny_model_dir, trained)
-    (trained / "medbench_provenance.json").write_text(json.dumps({"role": "sft", "parent": str(tiny_model_dir)}))
+    _write_provenance(trained, "sft", str(tiny_model_dir))
     misnamed = resolve_checkpoint(CheckpointSpec("base", str(trained)))
     assert (misnamed.role, misnamed.role_source) == ("sft", "provenance")
 
@@ -114,7 +121,7 @@ def test_the_spec_states_a_role(tiny_model_dir, tmp_path):
 def test_a_spec_role_that_contradicts_provenance_wins_with_a_warning(tiny_model_dir, tmp_path):
     trained = tmp_path / "trained"
     shutil.copytree(tiny_model_dir, trained)
-    (trained / "medbench_provenance.json").write_text(json.dumps({"role": "grpo", "parent": "x"}))
+    _write_provenance(trained, "grpo", "x")
     ck = resolve_checkpoint(CheckpointSpec("t", str(trained), role="sft"))
     assert ck.role == "sft"
     assert any("provenance says 'grpo'" in w for w in ck.warnings)

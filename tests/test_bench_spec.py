@@ -11,7 +11,14 @@ from medbench.harness.run.checkpoints import (
     compute_content_hash,
     resolve_checkpoint,
 )
-from medbench.harness.run.spec import CheckpointSpec, SpecError, build_spec, load_spec_file, parse_checkpoint_arg
+from medbench.harness.run.spec import (
+    CheckpointSpec,
+    SpecError,
+    build_spec,
+    load_spec_file,
+    parse_checkpoint_arg,
+)
+from medbench.tasks.provenance import DataSlice, Provenance, write_provenance
 
 # -- spec -------------------------------------------------------------------------------------------------
 
@@ -79,7 +86,7 @@ def test_spec_errors_name_the_place_and_the_fix(tmp_path, yaml_text, message):
 def test_cli_errors_name_the_flag():
     with pytest.raises(SpecError, match=r"--limit: expected documents per task"):
         build_spec(None, {"checkpoints": ["a=gpt2"], "tasks": "t", "limit": "-3"})
-    with pytest.raises(SpecError, match=r"--backend: 'vlm' is not one of hf, vllm, medbench-fast \(did you mean 'vllm'"):
+    with pytest.raises(SpecError, match=r"--backend: 'vlm' is not one of auto, hf, vllm, medbench-fast \(did you mean 'vllm'"):
         build_spec(None, {"checkpoints": ["a=gpt2"], "tasks": "t", "backend": "vlm"})
 
 
@@ -118,9 +125,18 @@ def test_provenance_is_read(tiny_model_dir, tmp_path):
 
     ck_dir = tmp_path / "sft"
     shutil.copytree(tiny_model_dir, ck_dir)
-    (ck_dir / "medbench_provenance.json").write_text(json.dumps({"role": "sft", "parent": "base-id"}))
+    prov = Provenance(role="sft", parent="base-id", recipe="sft", config={}, config_source="sft.yaml",
+                      config_sha256="0", backend="trl", data=DataSlice([], 0, "0"), steps=2)
+    write_provenance(ck_dir, prov)
     ck = resolve_checkpoint(CheckpointSpec("sft", str(ck_dir)))
     assert ck.role == "sft" and ck.to_meta()["parent"] == "base-id"
+    assert ck.provenance == prov.to_dict()  # the trainers' record, read by the one reader
+    # the bench reads provenance through the same schema check as the trainers: a fragment without a
+    # schema_version (or of another version) is refused with the fix, never half-read
+    for foreign in ({"role": "sft", "parent": "base-id"}, {**prov.to_dict(), "schema_version": 99}):
+        (ck_dir / "medbench_provenance.json").write_text(json.dumps(foreign))
+        with pytest.raises(CheckpointError, match=r"provenance schema_version .* is not 1.*re-save the checkpoint"):
+            resolve_checkpoint(CheckpointSpec("sft", str(ck_dir)))
     (ck_dir / "medbench_provenance.json").write_text("{broken")
     with pytest.raises(CheckpointError, match=r"medbench_provenance.json is not valid JSON"):
         resolve_checkpoint(CheckpointSpec("sft", str(ck_dir)))
@@ -160,3 +176,27 @@ def test_adapter_whose_recorded_base_is_gone(tiny_model_dir, tiny_lora_adapter_d
         resolve_checkpoint(CheckpointSpec("lora", str(moved)))
     ok = resolve_checkpoint(parse_checkpoint_arg(f"lora={tiny_model_dir}+{moved}"))
     assert ok.warnings and "records base '/content/drive/base_model'" in ok.warnings[0]
+
+
+def test_every_spec_option_is_a_bench_flag_and_every_flag_an_override():
+    """The spec's dataclasses are the one list of options: a spec key marked as a flag has its ``--flag`` on
+    ``medbench bench``, and each bench flag reaches the spec (none is silently ignored)."""
+    import argparse
+
+    from medbench.harness.cli import bench
+    from medbench.harness.run.spec import FLAG_KEYS, TOP_KEYS
+
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    flags = {a.dest for a in parser._actions if a.option_strings and a.dest != "help"}
+    assert set(FLAG_KEYS) <= flags
+    run_only = {"spec", "checkpoint", "tasks", "no_report", "verbose"}  # how to run, or lists handled apart
+    assert flags - run_only == set(FLAG_KEYS)
+    args = parser.parse_args(["--limit", "5", "--tensor-parallel-size", "2", "--reference", "base"])
+    overrides = bench.overrides_from_args(args)
+    assert (overrides["limit"], overrides["tensor_parallel_size"], overrides["reference"]) == ("5", 2, "base")
+    spec = build_spec(None, {**overrides, "checkpoints": ["base=gpt2"], "tasks": "t"})
+    assert (spec.limit, spec.vllm.tensor_parallel_size, spec.reference) == (5, 2, "base")
+    assert set(TOP_KEYS) >= {"checkpoints", "tasks", "vllm", "task_metadata"}
+    with pytest.raises(SpecError, match=r"--tensor-parallel-size: expected a positive integer, got 0"):
+        build_spec(None, {"checkpoints": ["base=gpt2"], "tasks": "t", "tensor_parallel_size": 0})

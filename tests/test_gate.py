@@ -271,14 +271,14 @@ def test_task_version_change_is_reported(make_run, runs, capsys):
 @pytest.mark.parametrize(
     "rules_text, message",
     [
-        ('rules: {pubmedq: {accuracy: {min: 0.5}}}', "closest: 'pubmedqa'"),
-        ('rules: {"*": {acuracy: {min: 0.5}}}', "closest: 'accuracy'"),
-        ('rules: {"*": {accuracy: {minimum: 0.5}}}', "closest: 'min'"),
+        ('rules: {pubmedq: {accuracy: {min: 0.5}}}', "did you mean 'pubmedqa'"),
+        ('rules: {"*": {acuracy: {min: 0.5}}}', "did you mean 'accuracy'"),
+        ('rules: {"*": {accuracy: {minimum: 0.5}}}', "did you mean 'min'"),
         ('rules: {"*": {accuracy: {min: 80}}}', "write 0.8 for 80%"),
         ('rules: {"*": {truncation_rate: {max_drop: 0.1}}}', "use max_increase"),
         ('rules: {"*": {reasoning_tokens_median: {non_inferiority_margin: 0.1}}}', "length summary"),
         ('alpha: 0.9\nrules: {"*": {accuracy: {min: 0.5}}}', "alpha"),
-        ('alpah: 0.05\nrules: {"*": {accuracy: {min: 0.5}}}', "closest: 'alpha'"),
+        ('alpah: 0.05\nrules: {"*": {accuracy: {min: 0.5}}}', "did you mean 'alpha'"),
         ('rules: {"*": {accuracy: {min: "high"}}}', "must be a number"),
         ('rules: [1, 2', "not valid YAML at line"),
         ('rules: {}', "'rules' must map task names"),
@@ -314,7 +314,7 @@ def test_unreadable_inputs_exit_2(runs, capsys, tmp_path):
 
 def test_unknown_checkpoint_exit_2(runs, capsys):
     assert _gate(runs, runs["ok"], "--candidate-checkpoint", "modle") == 2
-    assert "closest: 'model'" in capsys.readouterr().err
+    assert "did you mean 'model'" in capsys.readouterr().err
     assert main(["baseline", "save", str(runs["baseline"]), "-o", str(runs["tmp"] / "x.json"),
                  "--checkpoint", "nope"]) == 2
 

@@ -355,7 +355,7 @@ def test_free_text_without_judge_names_the_fix():
         ({"target": "F", "answer": "choice"}, "answer letter A/B/C/D expected"),
         ({"target": "eighteen", "answer": "number"}, "numeric target expected"),
         ({"target": "nan", "answer": "number"}, "numeric target expected"),
-        ({"target": "yes", "answer": "yesn"}, "Did you mean 'yesno'"),
+        ({"target": "yes", "answer": "yesn"}, "did you mean 'yesno'"),
     ],
     ids=["yesno-target", "choice-target", "number-target", "nan-target", "unknown-answer-type"],
 )

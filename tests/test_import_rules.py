@@ -18,7 +18,8 @@ PACKAGES = ("tasks", "harness", "trainers", "reports")
 
 #: the only harness modules that trainers/ and reports/ may import
 TRAINERS_MAY_USE = {"medbench.harness.run.evaluate"}
-REPORTS_MAY_USE = {"medbench.harness.run.rundir", "medbench.harness.run.records"}
+REPORTS_MAY_USE = {"medbench.harness.run.rundir", "medbench.harness.run.records",
+                   "medbench.tasks.errors"}  # the one error base, which every folder derives from
 
 
 @dataclass(frozen=True)

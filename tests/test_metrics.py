@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from fixtures_runs import rows_from_outcomes, sample_row
-from medbench.harness.stats import paired as stats
-from medbench.harness.stats.metrics import compute_metrics, metrics_for_run
+from medbench.harness.run.records import TaskMetrics
 from medbench.harness.run.rundir import load_run
+from medbench.harness.stats import paired as stats
+from medbench.harness.stats.metrics import compute_metrics, document_indicators, metrics_for_run
 from statsmodels.stats.proportion import proportion_confint
 
 T, F = True, False
@@ -33,9 +35,9 @@ def _fixture_rows() -> list[dict]:
     sft = rows_from_outcomes(
         "sft", "pubmedqa", "CWCCCCUC", subgroup=sub, layout="think",
         think_ok=[T, T, F, T, T, T, F, T],                # 6/8
-        reasoning_tokens=[5, None, 5, 5, 5, 5, 5, 5],     # one missing -> the group falls back to words
+        reasoning_tokens=[5, None, 5, 5, 5, 5, 5, 5],     # one missing -> the whole run falls back to words
         reasoning_words=[1, 2, 3, 4, 5, 6, 7, 100],       # mean 16, median 4.5, p90 7 + 0.3*93 = 34.9
-        answer_tokens=None, answer_words=3,
+        answer_tokens=None, answer_words=3, completion_words=[10, 20, 30, 40, 50, 60, 70, 80],
     )
     # medical_cot: free text judged by an offline proxy; one sample without a verdict.
     judged = rows_from_outcomes(
@@ -70,23 +72,38 @@ def test_whole_task_record_by_hand(metrics):
     assert rec["format_soft_rate"] == 7 / 8
     assert rec["truncation_rate"] == 1 / 8
     assert rec["think_ok_rate"] is None  # not a think layout: undefined, not 0
-    assert rec["reasoning_length_unit"] == "tokens"
-    assert (rec["reasoning_tokens_mean"], rec["reasoning_tokens_median"]) == (45.0, 45.0)
-    assert rec["reasoning_tokens_p90"] == pytest.approx(73.0)
-    assert (rec["answer_length_unit"], rec["answer_tokens_mean"]) == ("tokens", 2.0)
     assert rec["judge_agreement"] is None and rec["judge_kind"] is None and rec["n_judged"] == 0
     assert rec["task_version"] == 1
 
 
-def test_word_fallback_and_think_rate(metrics):
+def test_lengths_in_tokens_by_hand():
+    frame = pd.DataFrame([r for r in _fixture_rows() if r["checkpoint"] == "base" and r["task"] == "pubmedqa"])
+    out = compute_metrics(frame, ["base"])
+    (rec,) = [r for r in out.per_task if r.subgroup is None]
+    assert out.length_unit == rec.reasoning_length_unit == rec.answer_length_unit == "tokens"
+    assert (rec.reasoning_tokens_mean, rec.reasoning_tokens_median) == (45.0, 45.0)
+    assert rec.reasoning_tokens_p90 == pytest.approx(73.0)
+    assert rec.answer_tokens_mean == 2.0
+    assert (rec.completion_tokens_mean, rec.completion_tokens_median) == (14.0, 14.0)
+
+
+def test_one_length_unit_for_the_whole_run(metrics):
+    """One sft sample lacks its token count: every record of the run is in words (before, base stayed in
+    tokens beside sft in words, so one table mixed the two units)."""
+    assert metrics.length_unit == metrics["length_unit"] == "words"
+    assert {r.reasoning_length_unit for r in metrics.per_task} == {"words"}
+    assert {r.answer_length_unit for r in metrics.per_task} == {"words"}
+    base = _record(metrics, "base", "pubmedqa")
+    assert (base["reasoning_tokens_mean"], base["answer_tokens_mean"]) == (10.0, 1.0)  # its word counts
+    assert base["completion_tokens_median"] is None  # no completion word counts in base's rows: not measured
     rec = _record(metrics, "sft", "pubmedqa")
     assert (rec["n_correct"], rec["n_wrong"], rec["n_unparseable"]) == (6, 1, 1)
     assert rec["think_ok_rate"] == 6 / 8
-    assert rec["reasoning_length_unit"] == "words"  # said so, never mixed with tokens
     assert rec["reasoning_tokens_mean"] == 16.0
     assert rec["reasoning_tokens_median"] == 4.5
     assert rec["reasoning_tokens_p90"] == pytest.approx(34.9)
-    assert (rec["answer_length_unit"], rec["answer_tokens_mean"]) == ("words", 3.0)
+    assert rec["answer_tokens_mean"] == 3.0
+    assert (rec["completion_tokens_mean"], rec["completion_tokens_median"]) == (45.0, 45.0)
 
 
 def test_subgroup_records(metrics):
@@ -130,8 +147,8 @@ def test_pair_flips_by_hand(metrics):
 
 
 def test_metrics_json_serialisable(metrics):
-    text = json.dumps(metrics)
-    assert "NaN" not in text
+    text = json.dumps(metrics.to_dict(), allow_nan=False)
+    assert json.loads(text) == metrics  # a record equals its JSON form
 
 
 def test_partial_overlap_counts_unpaired_documents():
@@ -146,7 +163,7 @@ def test_explicit_reference_and_errors():
     frame = pd.DataFrame(rows)
     out = compute_metrics(frame, ["a", "b"], reference="b")
     assert [(p["reference"], p["checkpoint"]) for p in out["pairs"]] == [("b", "a")]
-    with pytest.raises(ValueError, match="closest: 'b'"):
+    with pytest.raises(ValueError, match="did you mean 'b'"):
         compute_metrics(frame, ["a", "b"], reference="bb")
     with pytest.raises(ValueError, match="scored once"):
         compute_metrics(pd.DataFrame(rows + rows[:1]), ["a", "b"])
@@ -163,7 +180,8 @@ def test_metrics_for_run_reads_run_order(make_run):
     out = metrics_for_run(run)
     assert [r["checkpoint"] for r in out["per_task"]] == ["base", "sft"]  # lineage order from run.json
     assert out["pairs"][0]["reference"] == "base"
-    assert run.task_metrics() == json.loads(json.dumps(out["per_task"]))  # what write_run stored
+    assert run.task_metrics() == json.loads(json.dumps(out.to_dict()["per_task"]))  # what write_run stored
+    assert run.metrics == out and isinstance(run.metrics.per_task[0], TaskMetrics)  # read back typed
 
 
 def test_group_records_pool_their_tasks():
@@ -183,3 +201,67 @@ def test_group_records_pool_their_tasks():
     assert pair["accuracy_diff"] == pytest.approx(2 / 8) and "fixed" not in pair
     assert [p["task"] for p in out["pairs"]] == ["h_cardio", "h_neuro"]  # b has no gsm: no pair
     assert sum(r["n"] for r in out["per_task"] if r["checkpoint"] == "a" and r["subgroup"] is None) == 10
+
+
+def test_flexible_accuracy_and_unclosed_tag_rate_by_hand():
+    rows = rows_from_outcomes(
+        "a", "pubmedqa", "CUUW",
+        # primary correct -> flexible correct; two unparseable, one rescued by the flexible reading
+        flexible_outcome=["correct", "correct", "unparseable", "wrong"],
+        unclosed_tag=[F, T, T, F],
+    )
+    (rec,) = compute_metrics(pd.DataFrame(rows), ["a"]).per_task
+    assert rec.accuracy == 1 / 4 and rec.flexible_accuracy == 2 / 4  # beside it, never folded into it
+    assert rec.unclosed_tag_rate == 2 / 4
+
+
+def test_metrics_that_do_not_apply_to_a_loglikelihood_task_are_null():
+    """A loglikelihood task chooses its answer: no format, truncation, flexible reading or length. Schema-1
+    graders said format_strict=True, truncated=False and 0 words for it, which showed as "strict format
+    100%" and "median reasoning 0 words"; now they are null, per document and per record."""
+    ll = {"layout": "loglikelihood", "format_strict": T, "format_soft": T, "truncated": F, "unclosed_tag": None,
+          "reasoning_words": 0, "answer_words": 0, "reasoning_tokens": None, "answer_tokens": None,
+          "completion_tokens": None}
+    rows = rows_from_outcomes("a", "pubmedqa_ll", "CWC", **ll) + rows_from_outcomes("a", "pubmedqa", "CC")
+    out = compute_metrics(pd.DataFrame(rows), ["a"])
+    rec = next(r for r in out.per_task if r.task == "pubmedqa_ll")
+    assert rec.accuracy == 2 / 3 and rec.strict_accuracy == 2 / 3
+    for name in ("flexible_accuracy", "format_strict_rate", "format_soft_rate", "think_ok_rate", "unclosed_tag_rate",
+                 "truncation_rate", "reasoning_tokens_mean", "reasoning_tokens_median", "reasoning_tokens_p90",
+                 "answer_tokens_mean", "completion_tokens_mean", "completion_tokens_median",
+                 "reasoning_length_unit", "answer_length_unit"):
+        assert rec[name] is None, name
+    gen = next(r for r in out.per_task if r.task == "pubmedqa")
+    assert gen.format_strict_rate == 1.0 and gen.reasoning_length_unit == out.length_unit == "tokens"
+    docs = document_indicators(pd.DataFrame(rows))
+    assert docs.loc[docs["task"] == "pubmedqa_ll", ["format_strict", "truncated"]].isna().all().all()
+
+
+def test_loglikelihood_only_run_has_no_length_unit():
+    ll = {"layout": "loglikelihood", "reasoning_tokens": None, "answer_tokens": None, "completion_tokens": None}
+    out = compute_metrics(pd.DataFrame(rows_from_outcomes("a", "ll", "CW", **ll)), ["a"])
+    assert out.length_unit is None and out.per_task[0].reasoning_tokens_median is None
+
+
+def test_metrics_json_keeps_every_schema_1_key(metrics):
+    """metrics.json stays backward compatible: the same keys as schema 1 (the committed fixture), new ones added."""
+    v1 = json.loads((Path(__file__).parent / "data" / "run_schema_v1" / "metrics.json").read_text())
+    now = metrics.to_dict()
+    assert set(v1) <= set(now) and "length_unit" in now
+    for section in ("per_task", "pairs", "methods"):
+        old = v1[section][0] if isinstance(v1[section], list) else v1[section]
+        new = now[section][0] if isinstance(now[section], list) else now[section]
+        assert set(old) <= set(new), section
+    added = set(now["per_task"][0]) - set(v1["per_task"][0])
+    assert added == {"flexible_accuracy", "unclosed_tag_rate", "completion_tokens_mean", "completion_tokens_median"}
+
+
+def test_every_metric_is_computed_and_named_once(metrics):
+    from medbench.harness.gate.rules import GATE_METRICS
+    from medbench.harness.run.records import METRICS
+
+    names = [m.name for m in METRICS]
+    assert len(names) == len(set(names))
+    rec = metrics.per_task[0].to_dict()
+    assert set(names) <= set(rec)  # compute_metrics fills every metric the list names
+    assert set(GATE_METRICS) == set(names)  # and the gate accepts exactly those

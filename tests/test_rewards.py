@@ -173,7 +173,7 @@ def test_bad_target_names_the_row():
 
 
 def test_unknown_answer_type_suggests_the_closest():
-    with pytest.raises(ValueError, match="Did you mean 'number'"):
+    with pytest.raises(ValueError, match="did you mean 'number'"):
         correctness_reward(["x"], answer=["1"], answer_type=["numbr"])
 
 

@@ -121,3 +121,77 @@ def test_rows_with_batched_counts_equal_rows_counted_text_by_text(qwen, task, co
         assert batched[0]["reasoning_tokens"] == counter("The trial 🩺 shows a benefit.")
         assert batched[0]["answer_tokens"] == counter("yes") and batched[0]["reasoning_spans"] == [[12, 40]]
         assert batched[2]["reasoning_tokens"] == counter("one\ntwo")
+
+
+def _pubmedqa(max_gen_toks: int = 64) -> PlannedTask:
+    return PlannedTask(get_task("medbench_pubmedqa"), max_gen_toks, chat_template=True, chat_template_explicit=False)
+
+
+def _pubmedqa_doc(i: int) -> dict[str, Any]:
+    return {"QUESTION": f"q{i}?", "target": "yes", "doc_key": f"pmid{i}"}
+
+
+def test_rows_take_token_counts_and_truncation_from_the_generated_ids(qwen):
+    """The backend counted the generated ids: those are the row's completion_tokens and truncated, whatever a
+    re-count of the text says (before, the re-count was used: a 64-token limit could show 70 tokens)."""
+    from medbench.harness.run.records import GeneratedTokens
+    from medbench.harness.run.sample_rows import request_key
+
+    long = "<reasoning>\n" + "a long and winding chain of thought " * 40  # re-counts to far more than 64
+    samples = _log([long, long, "<reasoning>x</reasoning><answer>yes</answer>"], _pubmedqa_doc)
+    counter = TokenizerCounter(qwen)
+    assert counter(long) > 64
+    generated = {request_key(samples[0]["arguments"][0]): GeneratedTokens(64, True),
+                 request_key(samples[4]["arguments"][0]): GeneratedTokens(60, False)}  # doc 2: stopped on its own
+    rows = rows_from_samples(samples, checkpoint="ck", task=_pubmedqa(64), count_tokens=counter,
+                             seconds_for=lambda kind, args: None, generated=generated)
+    assert [(r["completion_tokens"], r["truncated"], r["completion_tokens_source"]) for r in rows] == [
+        (64, True, "generated"),
+        (counter(long), True, "tokenizer"),  # no count for this request: the documented fallback
+        (60, False, "generated"),
+    ]
+
+
+def test_rows_have_exactly_the_sample_columns_and_every_grade_field(qwen):
+    from dataclasses import fields
+
+    from medbench.harness.run.records import SAMPLE_COLUMNS
+    from medbench.harness.run.sample_rows import DROPPED_GRADE_FIELDS
+    from medbench.tasks.graders import GradeRecord
+
+    rows = rows_from_samples(_log(["the answer is yes", ""], _pubmedqa_doc), checkpoint="ck", task=_pubmedqa(),
+                             count_tokens=TokenizerCounter(qwen), seconds_for=lambda kind, args: None)
+    assert all(list(r) == list(SAMPLE_COLUMNS) for r in rows)
+    grade_fields = {f.name for f in fields(GradeRecord)} - {"judge", "correct"} - DROPPED_GRADE_FIELDS
+    assert grade_fields <= set(SAMPLE_COLUMNS)
+    assert "lenient_extracted" not in SAMPLE_COLUMNS  # always equal to extracted: dropped
+    for col in ("flexible_outcome", "flexible_extracted", "flexible_source", "unclosed_tag", "completion_words",
+                "completion_tokens", "completion_tokens_source", "truncated"):
+        assert col in SAMPLE_COLUMNS
+    plain = rows[0]
+    assert (plain["outcome"], plain["flexible_outcome"], plain["flexible_extracted"]) == ("unparseable", "correct",
+                                                                                          "yes")
+    assert plain["completion_words"] == 4
+
+
+def test_a_grade_field_without_a_column_is_an_error(monkeypatch, qwen):
+    from medbench.tasks.graders import GradeRecord
+
+    real = GradeRecord.to_dict
+    monkeypatch.setattr(GradeRecord, "to_dict", lambda self: {**real(self), "new_grader_fact": 1})
+    with pytest.raises(ValueError, match="new_grader_fact.*SampleRow"):
+        rows_from_samples(_log(["yes"], _pubmedqa_doc), checkpoint="ck", task=_pubmedqa(),
+                          count_tokens=TokenizerCounter(qwen), seconds_for=lambda kind, args: None)
+
+
+def test_loglikelihood_rows_have_no_generation_facts():
+    task = PlannedTask(get_task("medbench_pubmedqa_ll"), None, chat_template=False, chat_template_explicit=False)
+    samples = [{"doc_id": 0, "doc": {"QUESTION": "q?", "final_decision": "no", "doc_key": "k0", "CONTEXTS": ["c"],
+                                     "target": "no"},
+                "arguments": [["p", " yes"], ["p", " no"], ["p", " maybe"]],
+                "resps": [[[-2.0, False]], [[-1.0, True]], [[-3.0, False]]], "doc_hash": "h"}]
+    (row,) = rows_from_samples(samples, checkpoint="ck", task=task, count_tokens=len,
+                               seconds_for=lambda kind, args: None)
+    assert (row["layout"], row["outcome"]) == ("loglikelihood", "correct")
+    assert row["completion_tokens"] is None and row["completion_tokens_source"] is None and row["truncated"] is None
+    assert row["format_strict"] is None and row["flexible_outcome"] is None

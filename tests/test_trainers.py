@@ -5,6 +5,7 @@ The recipes themselves (a few steps of SFT and GRPO on a tiny model) are in test
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -44,26 +45,25 @@ def test_there_are_the_two_recipes_and_their_tiny_cpu_versions():
 
 def test_sft_recipe_values_are_the_tutorials():
     cfg = C.load_config("sft_r1_llama8b_medical")
-    assert cfg.model == {**cfg.model, "name": "unsloth/DeepSeek-R1-Distill-Llama-8B", "max_seq_length": 2048,
-                         "load_in_4bit": True}
-    assert (cfg.lora["r"], cfg.lora["alpha"], cfg.lora["dropout"]) == (16, 16, 0.0)
-    assert cfg.lora["target_modules"] == ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
-                                          "down_proj"]
-    assert cfg.lora["gradient_checkpointing"] == "unsloth" and cfg.lora["random_state"] == 3407
+    assert (cfg.model.name, cfg.model.max_seq_length, cfg.model.load_in_4bit) == (
+        "unsloth/DeepSeek-R1-Distill-Llama-8B", 2048, True)
+    assert (cfg.lora.r, cfg.lora.alpha, cfg.lora.dropout) == (16, 16, 0.0)
+    assert cfg.lora.target_modules == ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    assert cfg.lora.gradient_checkpointing == "unsloth" and cfg.lora.random_state == 3407
     t = cfg.training
     assert (t["per_device_train_batch_size"], t["gradient_accumulation_steps"]) == (2, 4)
     assert (t["warmup_steps"], t["max_steps"], t["learning_rate"]) == (5, 60, 2e-4)
     assert (t["optim"], t["weight_decay"], t["lr_scheduler_type"], t["seed"]) == ("adamw_8bit", 0.01, "linear", 3407)
-    assert cfg.data == {**cfg.data, "dataset": "FreedomIntelligence/medical-o1-reasoning-SFT", "config": "en",
-                        "split": "train[0:500]"}
-    assert cfg.output["save_merged_16bit"] is True
+    assert (cfg.data.dataset, cfg.data.config, cfg.data.split) == (
+        "FreedomIntelligence/medical-o1-reasoning-SFT", "en", "train[0:500]")
+    assert cfg.output.save_merged_16bit is True
 
 
 def test_grpo_recipe_values_are_the_tutorials():
     cfg = C.load_config("grpo_qwen25_3b_medical")
-    assert cfg.model["name"] == "Qwen/Qwen2.5-3B-Instruct" and cfg.model["load_in_4bit"] is True
-    assert cfg.model["fast_inference"] is True and cfg.model["gpu_memory_utilization"] == 0.5
-    assert (cfg.lora["r"], cfg.lora["alpha"]) == (64, 64)
+    assert cfg.model.name == "Qwen/Qwen2.5-3B-Instruct" and cfg.model.load_in_4bit is True
+    assert cfg.model.fast_inference is True and cfg.model.gpu_memory_utilization == 0.5
+    assert (cfg.lora.r, cfg.lora.alpha) == (64, 64)
     t = cfg.training
     assert (t["learning_rate"], t["adam_beta1"], t["adam_beta2"], t["weight_decay"]) == (5e-6, 0.9, 0.99, 0.1)
     assert (t["warmup_steps"], t["lr_scheduler_type"], t["optim"]) == (0.1, "cosine", "adamw_8bit")
@@ -71,16 +71,16 @@ def test_grpo_recipe_values_are_the_tutorials():
     assert (t["save_steps"], t["max_grad_norm"]) == (100, 0.1)
     # TRL 1.15 needs whole groups per generation batch: the recipe's batch 1 becomes 6, and TRL accepts it
     assert t["per_device_train_batch_size"] % t["num_generations"] == 0
-    assert cfg.data["sources"] == ["gsm8k", "pubmedqa_artificial", "health_benchmarks"]
-    assert (cfg.data["max_context_chars"], cfg.data["max_prompt_tokens"]) == (1024, 1024)
+    assert cfg.data.sources == ["gsm8k", "pubmedqa_artificial", "health_benchmarks"]
+    assert (cfg.data.max_context_chars, cfg.data.max_prompt_tokens) == (1024, 1024)
 
 
 def test_unknown_fields_name_the_closest_match(tmp_path):
-    with pytest.raises(C.ConfigError, match=r"unknown field in section 'lora' 'alpah'.*Did you mean 'alpha'"):
+    with pytest.raises(C.ConfigError, match=r"unknown field in section 'lora' 'alpah'.*did you mean 'alpha'"):
         C.load_config("sft_tiny_cpu", ["lora.alpah=8"])
-    with pytest.raises(C.ConfigError, match=r"SFTConfig field 'lerning_rate'.*Did you mean 'learning_rate'"):
+    with pytest.raises(C.ConfigError, match=r"SFTConfig field 'lerning_rate'.*did you mean 'learning_rate'"):
         C.load_config("sft_tiny_cpu", ["training.lerning_rate=1e-4"])
-    with pytest.raises(C.ConfigError, match=r"unknown section 'traning'.*Did you mean 'training'"):
+    with pytest.raises(C.ConfigError, match=r"unknown section 'traning'.*did you mean 'training'"):
         C.load_config("sft_tiny_cpu", ["traning.max_steps=2"])
     with pytest.raises(C.ConfigError, match=r"lora.r must be int, got 'sixteen'"):
         C.load_config("sft_tiny_cpu", ["lora.r=sixteen"])
@@ -88,18 +88,45 @@ def test_unknown_fields_name_the_closest_match(tmp_path):
         C.load_config("sft_tiny_cpu", ["max_steps"])
     with pytest.raises(C.ConfigError, match=r"unknown GRPO data source 'pubmedqa'.*pubmedqa_artificial"):
         C.load_config("grpo_tiny_cpu", ["data.sources=[gsm8k, pubmedqa]"])
-    with pytest.raises(C.ConfigError, match=r"config file 'sft_tiny' not found. Did you mean 'sft_tiny_cpu'"):
+    with pytest.raises(C.ConfigError, match=r"config file 'sft_tiny' not found \(did you mean 'sft_tiny_cpu'\?\)"):
         C.load_config("sft_tiny")
     # transformers 5 dropped warmup_ratio: a config copied from the old tutorial is told what to write instead
-    with pytest.raises(C.ConfigError, match=r"'warmup_ratio'.*Did you mean"):
+    with pytest.raises(C.ConfigError, match=r"'warmup_ratio'.*did you mean"):
         C.load_config("grpo_tiny_cpu", ["training.warmup_ratio=0.1"])
+
+
+def test_each_section_is_a_documented_dataclass_whose_types_are_the_checks():
+    """One field, one docstring: every field of every medbench-owned section says what it is, and the field's
+    type is what a YAML value is checked against (a float field takes a YAML int; null only where allowed)."""
+    import ast
+    import dataclasses
+
+    tree = ast.parse(Path(C.__file__).read_text())
+    sections = [C.ModelSection, C.LoraSection, C.SftData, C.GrpoData, C.OutputSection, C.EvalSection,
+                C.ProvenanceSection, C.WarmupSection]
+    for cls in sections:
+        (node,) = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls.__name__]
+        documented = {a.target.id for a, d in zip(node.body, node.body[1:])
+                      if isinstance(a, ast.AnnAssign) and isinstance(d, ast.Expr) and isinstance(d.value, ast.Constant)}
+        fields = {f.name for f in dataclasses.fields(cls)}
+        assert fields == documented, f"{cls.__name__}: fields without a docstring: {sorted(fields - documented)}"
+    cfg = C.load_config("grpo_tiny_cpu", ["model.gpu_memory_utilization=1", "data.limit_per_source=null"])
+    assert (cfg.model.gpu_memory_utilization, cfg.data.limit_per_source) == (1, None)
+    with pytest.raises(C.ConfigError, match=r"model.gpu_memory_utilization must be float or int, got 'high'"):
+        C.load_config("grpo_tiny_cpu", ["model.gpu_memory_utilization=high"])
+    with pytest.raises(C.ConfigError, match=r"lora.r must be int, got True"):
+        C.load_config("grpo_tiny_cpu", ["lora.r=true"])
+    with pytest.raises(C.ConfigError, match=r"data.max_prompt_tokens must be int, got None"):
+        C.load_config("grpo_tiny_cpu", ["data.max_prompt_tokens=null"])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.model.name = "elsewhere"  # a validated config changes only through dataclasses.replace
 
 
 def test_overrides_apply_with_yaml_types():
     cfg = C.load_config("grpo_tiny_cpu", ["training.max_steps=7", "training.learning_rate=1e-4",
                                           "data.limit_per_source=3"])
     assert cfg.training["max_steps"] == 7 and cfg.training["learning_rate"] == 1e-4
-    assert cfg.data["limit_per_source"] == 3
+    assert cfg.data.limit_per_source == 3
     assert cfg.sha256() != C.load_config("grpo_tiny_cpu").sha256()
 
 
@@ -122,7 +149,7 @@ def test_backend_with_gpu_and_unsloth_is_unsloth():
     choice = select_backend("auto", cuda=True, unsloth=True)
     assert choice == BackendChoice("unsloth", "auto", True)
     assert select_backend("trl", cuda=True, unsloth=True).name == "trl"
-    with pytest.raises(BackendError, match="Did you mean 'unsloth'"):
+    with pytest.raises(BackendError, match="did you mean 'unsloth'"):
         select_backend("unslot")
 
 
@@ -175,7 +202,7 @@ def data_dir(tmp_path) -> Path:
 
 def _grpo_data(data_dir: Path, **extra):
     cfg = C.load_config("grpo_tiny_cpu", [f"data.data_dir={data_dir}"])
-    return {**cfg.data, **extra}
+    return dataclasses.replace(cfg.data, **extra)
 
 
 def _tokenizer(tiny_model_dir):
@@ -410,7 +437,7 @@ def test_train_command_help_and_recipe_mismatch(capsys):
     assert main(["train", "sft", "--config", "grpo_tiny_cpu", "--backend", "trl"]) == 2
     assert "is a 'grpo' recipe; run it with `medbench train grpo`" in capsys.readouterr().err
     assert main(["train", "sft", "--config", "sft_tiny_cpu", "lora.alpah=3"]) == 2
-    assert "Did you mean 'alpha'" in capsys.readouterr().err
+    assert "did you mean 'alpha'" in capsys.readouterr().err
 
 
 def test_grpo_data_vs_eval_tasks_is_clean_and_a_planted_copy_is_found(data_dir):

@@ -80,16 +80,22 @@ def test_sft_recipe_trains_saves_and_evaluates_during_training(tiny_model_dir, t
     # evaluation during training: one record per step, in the output dir and beside each checkpoint
     lines = [json.loads(x) for x in (tmp_path / "sft" / EVAL_FILE).read_text().splitlines()]
     assert [e["step"] for e in lines] == [1, 2]
+    doc_ids = lines[0]["scoring"]["doc_ids"]["medbench_gsm8k"]
+    assert len(doc_ids) == 2  # the documents `medbench bench --limit 2` scores, the same at every step
     for e in lines:
         assert e["scoring"]["tasks"] == ["medbench_gsm8k"] and len(e["samples"]) == 2
-        assert 0.0 <= e["metrics"]["medbench/medbench_gsm8k/acc"] <= 1.0
-        assert {"acc", "unparseable", "format_strict"} <= set(e["samples"][0])
+        assert sorted(s["doc_id"] for s in e["samples"]) == doc_ids
+        # the bench's grade records and metric names (metrics.json's), not lm-eval's per-task aggregates
+        m = e["metrics"]
+        assert 0.0 <= m["medbench/medbench_gsm8k/accuracy"] <= 1.0 and m["medbench/medbench_gsm8k/n"] == 2
+        assert m["medbench/medbench_gsm8k/accuracy"] == sum(s["outcome"] == "correct" for s in e["samples"]) / 2
+        assert {"outcome", "extracted", "format_strict", "truncated"} <= set(e["samples"][0])
     assert (Path(saved["merged_16bit"]) / EVAL_FILE).read_text() == (tmp_path / "sft" / EVAL_FILE).read_text()
     for step in (1, 2):
         ckpt = tmp_path / "sft" / f"checkpoint-{step}"
         assert json.loads((ckpt / CHECKPOINT_EVAL_FILE).read_text())["step"] == step
         assert read_provenance(ckpt).steps == step
-    logged = [h for h in session.trainer.state.log_history if "medbench/medbench_gsm8k/acc" in h]
+    logged = [h for h in session.trainer.state.log_history if "medbench/medbench_gsm8k/accuracy" in h]
     assert [h["step"] for h in logged] == [1, 2]
     # the per-step logs were not printed, but they are all kept
     history = json.loads((tmp_path / "sft" / "trainer_state.json").read_text())["log_history"]

@@ -18,12 +18,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from medbench.tasks.errors import BackendError, did_you_mean
+
 BackendName = Literal["unsloth", "trl"]
 BACKENDS: tuple[BackendName, ...] = ("unsloth", "trl")
-
-
-class BackendError(RuntimeError):
-    """A backend cannot run what was asked; the message says why and what to do instead."""
 
 
 @dataclass(frozen=True)
@@ -71,11 +69,8 @@ def select_backend(requested: str | None = "auto", *, cuda: bool | None = None,
     """
     requested = (requested or "auto").lower()
     if requested not in ("auto", *BACKENDS):
-        import difflib
-
-        close = difflib.get_close_matches(requested, list(BACKENDS), n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise BackendError(f"unknown backend {requested!r}.{hint} Choose one of: auto, unsloth, trl.")
+        raise BackendError(f"unknown backend {requested!r}{did_you_mean(requested, BACKENDS)}; choose one of: "
+                           f"auto, unsloth, trl")
     has_cuda = cuda_available() if cuda is None else cuda
     has_unsloth = is_installed("unsloth") if unsloth is None else unsloth
     if requested == "trl":
@@ -137,34 +132,34 @@ def load_model(cfg, name: str, choice: BackendChoice, adjustments: list[Adjustme
 
 def _load_unsloth(cfg, name: str, adjustments: list[Adjustment]):
     m, lora = cfg.model, cfg.lora
-    if m.get("adapter"):
+    if m.adapter:
         raise BackendError("model.adapter (going on training an existing LoRA adapter) is implemented for the `trl` "
                            "backend only: run with --backend trl, or merge the adapter and train a new one")
     from unsloth import FastLanguageModel
 
-    kwargs: dict[str, Any] = {"model_name": name, "max_seq_length": m["max_seq_length"], "dtype": None,
-                              "load_in_4bit": m["load_in_4bit"]}
-    if m["dtype"]:
+    kwargs: dict[str, Any] = {"model_name": name, "max_seq_length": m.max_seq_length, "dtype": None,
+                              "load_in_4bit": m.load_in_4bit}
+    if m.dtype:
         import torch
 
-        kwargs["dtype"] = getattr(torch, m["dtype"])
-    if m["fast_inference"]:
+        kwargs["dtype"] = getattr(torch, m.dtype)
+    if m.fast_inference:
         if is_installed("vllm"):
-            kwargs.update(fast_inference=True, max_lora_rank=lora["r"],
-                          gpu_memory_utilization=m["gpu_memory_utilization"])
+            kwargs.update(fast_inference=True, max_lora_rank=lora.r,
+                          gpu_memory_utilization=m.gpu_memory_utilization)
         else:
             adjustments.append(Adjustment("model.fast_inference", True, False,
                                           "vLLM is not installed: generation runs through transformers"))
     model, tokenizer = FastLanguageModel.from_pretrained(**kwargs)
     model = FastLanguageModel.get_peft_model(
         model,
-        r=lora["r"],
-        target_modules=list(lora["target_modules"]),
-        lora_alpha=lora["alpha"],
-        lora_dropout=lora["dropout"],
-        bias=lora["bias"],
-        use_gradient_checkpointing=lora["gradient_checkpointing"],
-        random_state=lora["random_state"],
+        r=lora.r,
+        target_modules=list(lora.target_modules),
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        bias=lora.bias,
+        use_gradient_checkpointing=lora.gradient_checkpointing,
+        random_state=lora.random_state,
         use_rslora=False,
         loftq_config=None,
     )
@@ -183,16 +178,16 @@ def _load_trl(cfg, name: str, choice: BackendChoice, adjustments: list[Adjustmen
         adjustments.append(Adjustment("TRL loss kernel", "Triton fused LM head", "plain torch log-softmax",
                                       "Triton is not installed (CPU torch): same loss, computed with full logits"))
     kwargs: dict[str, Any] = {}
-    four_bit = bool(m["load_in_4bit"])
+    four_bit = bool(m.load_in_4bit)
     if four_bit and not (choice.cuda and is_installed("bitsandbytes")):
         why = "no CUDA GPU" if not choice.cuda else "bitsandbytes is not installed"
         adjustments.append(Adjustment("model.load_in_4bit", True, False, f"{why}: full-precision weights"))
         four_bit = False
-    if m["fast_inference"]:
+    if m.fast_inference:
         adjustments.append(Adjustment("model.fast_inference", True, False,
                                       "vLLM fast inference is an Unsloth-backend feature: transformers generate"))
-    if m["dtype"]:
-        dtype = getattr(torch, m["dtype"])
+    if m.dtype:
+        dtype = getattr(torch, m.dtype)
     elif choice.cuda:
         dtype = torch.bfloat16 if _bf16_supported() else torch.float16
     else:
@@ -209,22 +204,22 @@ def _load_trl(cfg, name: str, choice: BackendChoice, adjustments: list[Adjustmen
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(name, **kwargs)
-    use_gc = bool(lora["gradient_checkpointing"])
+    use_gc = bool(lora.gradient_checkpointing)
     if four_bit:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=use_gc)
     elif use_gc:
         model.enable_input_require_grads()  # LoRA + checkpointing needs grads flowing into the first layer
-    if m.get("adapter"):
-        return _continue_adapter(model, m["adapter"], lora), tokenizer
-    torch.manual_seed(lora["random_state"])  # the LoRA A matrices are drawn here
+    if m.adapter:
+        return _continue_adapter(model, m.adapter, lora), tokenizer
+    torch.manual_seed(lora.random_state)  # the LoRA A matrices are drawn here
     peft_config = LoraConfig(
-        r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"], bias=lora["bias"],
-        target_modules=list(lora["target_modules"]), task_type="CAUSAL_LM",
+        r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, bias=lora.bias,
+        target_modules=list(lora.target_modules), task_type="CAUSAL_LM",
     )
     return get_peft_model(model, peft_config), tokenizer
 
 
-def _continue_adapter(model, adapter: str, lora: dict[str, Any]):
+def _continue_adapter(model, adapter: str, lora):
     """The base with an existing LoRA adapter attached, trainable (``model.adapter``): GRPO going on from the SFT
     adapter, so that one adapter over the base holds both stages. The adapter must be the one the ``lora``
     section describes (same rank, alpha and target modules), or the config would misstate what was trained."""
@@ -237,7 +232,7 @@ def _continue_adapter(model, adapter: str, lora: dict[str, Any]):
         raise BackendError(f"model.adapter {adapter}: no adapter_config.json there; give the folder a recipe saved "
                            f"as `adapter/`")
     saved = json.loads(cfg_path.read_text(encoding="utf-8"))
-    want = {"r": lora["r"], "lora_alpha": lora["alpha"], "target_modules": sorted(lora["target_modules"])}
+    want = {"r": lora.r, "lora_alpha": lora.alpha, "target_modules": sorted(lora.target_modules)}
     got = {"r": saved.get("r"), "lora_alpha": saved.get("lora_alpha"),
            "target_modules": sorted(saved.get("target_modules") or [])}
     if got != want:
@@ -278,10 +273,10 @@ def training_kwargs(cfg, choice: BackendChoice, adjustments: list[Adjustment]) -
     if "gradient_checkpointing" not in kw and choice.name == "trl":
         # Unsloth applies its own checkpointing in get_peft_model (and reads it back from the model); on `trl`
         # the config's choice maps onto transformers' non-reentrant checkpointing (works with frozen weights).
-        kw["gradient_checkpointing"] = bool(cfg.lora["gradient_checkpointing"])
+        kw["gradient_checkpointing"] = bool(cfg.lora.gradient_checkpointing)
         if kw["gradient_checkpointing"]:
             kw.setdefault("gradient_checkpointing_kwargs", {"use_reentrant": False})
-    if cfg.recipe == "grpo" and choice.name == "unsloth" and cfg.model["fast_inference"] and is_installed("vllm"):
+    if cfg.recipe == "grpo" and choice.name == "unsloth" and cfg.model.fast_inference and is_installed("vllm"):
         kw.setdefault("use_vllm", True)
     return kw
 
@@ -305,7 +300,7 @@ def save_outputs(model, tokenizer, cfg, choice: BackendChoice, base_name: str) -
     saved["adapter"] = str(adapter_dir)
 
     o = cfg.output
-    if o["save_merged_16bit"]:
+    if o.save_merged_16bit:
         merged_dir = out / "merged_16bit"
         if choice.name == "unsloth":
             model.save_pretrained_merged(str(merged_dir), tokenizer, save_method="merged_16bit")
@@ -314,31 +309,31 @@ def save_outputs(model, tokenizer, cfg, choice: BackendChoice, base_name: str) -
             tokenizer.save_pretrained(merged_dir)
         saved["merged_16bit"] = str(merged_dir)
 
-    if o["gguf_quantization"]:
+    if o.gguf_quantization:
         if choice.name != "unsloth":
             saved["gguf_error"] = "GGUF export is done by Unsloth: re-run with the unsloth backend on a GPU"
         else:
             try:
                 gguf_dir = out / "gguf"
-                model.save_pretrained_gguf(str(gguf_dir), tokenizer, quantization_method=o["gguf_quantization"])
+                model.save_pretrained_gguf(str(gguf_dir), tokenizer, quantization_method=o.gguf_quantization)
                 saved["gguf"] = str(gguf_dir)
             except Exception as e:  # noqa: BLE001 - llama.cpp missing or offline: keep the other outputs
                 saved["gguf_error"] = f"GGUF export failed ({type(e).__name__}: {e}); adapter and merged model kept"
 
-    if o["push_to_hub"]:
+    if o.push_to_hub:
         token = hub_token()
         try:
-            if choice.name == "unsloth" and o["save_merged_16bit"]:
-                model.push_to_hub_merged(o["push_to_hub"], tokenizer, save_method="merged_16bit", token=token)
+            if choice.name == "unsloth" and o.save_merged_16bit:
+                model.push_to_hub_merged(o.push_to_hub, tokenizer, save_method="merged_16bit", token=token)
             else:
                 from huggingface_hub import HfApi
 
                 folder = saved.get("merged_16bit", saved["adapter"])
-                HfApi(token=token).create_repo(o["push_to_hub"], exist_ok=True)
-                HfApi(token=token).upload_folder(repo_id=o["push_to_hub"], folder_path=folder)
-            saved["hub"] = o["push_to_hub"]
+                HfApi(token=token).create_repo(o.push_to_hub, exist_ok=True)
+                HfApi(token=token).upload_folder(repo_id=o.push_to_hub, folder_path=folder)
+            saved["hub"] = o.push_to_hub
         except Exception as e:  # noqa: BLE001 - a failed push must not lose the local files
-            saved["hub_error"] = f"push to {o['push_to_hub']} failed ({type(e).__name__}: {e}); local files kept"
+            saved["hub_error"] = f"push to {o.push_to_hub} failed ({type(e).__name__}: {e}); local files kept"
     return saved
 
 

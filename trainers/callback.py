@@ -1,10 +1,10 @@
 """Trainer callbacks: provenance in every intermediate checkpoint, evaluation during training, and the
 progress line (:mod:`medbench.trainers.progress`) in place of transformers' printed log dicts.
 
-:class:`MedbenchEvalCallback` runs a small medbench slice every N optimizer steps: lm-eval's ``evaluate`` on
-the model being trained, over the first few documents of medbench's own tasks — the prompts ``medbench bench``
-uses, greedy decoding, the completions graded by medbench's graders (the functions that score the benchmark).
-The metrics go to ``medbench_eval.jsonl`` in the output directory (one line per evaluation), into the
+:class:`MedbenchEvalCallback` runs a small medbench slice every N optimizer steps on the model being trained,
+through the runner's evaluation API (:mod:`medbench.harness.run.evaluate`): the prompts, chat template, greedy
+decoding, graders and metric names of ``medbench bench``, on the documents ``medbench bench --limit N`` scores
+(a seeded sample stratified by label or subject, the same at every step). The metrics go to ``medbench_eval.jsonl`` in the output directory (one line per evaluation), into the
 checkpoint saved at that step (``medbench_eval.json``), into ``trainer_state.json``'s log history, and to
 W&B / TensorBoard when the config's ``training.report_to`` names them. It is a slice, and says so: every
 record carries its task names, document count and decoding settings, so nobody mistakes it for the benchmark.
@@ -30,62 +30,38 @@ CHECKPOINT_EVAL_FILE = "medbench_eval.json"
 
 
 class LmEvalSlice:
-    """medbench's tasks through lm-eval on the live model: the first ``limit`` documents of each, greedy.
-
-    This is the path ``medbench bench`` takes (lm-eval's ``evaluate`` with medbench's task YAMLs, graded by
-    the tasks' ``process_results``, which call medbench's graders), with the model in memory instead of a
-    checkpoint on disk. Tasks are resolved and their data read once, when the callback is built.
+    """medbench's tasks on the live model, through the runner's evaluation API
+    (:class:`medbench.harness.run.evaluate.ModelEvaluator`): the prompts, chat template, greedy decoding,
+    graders and metrics of ``medbench bench``, on the ``limit`` documents per task that ``medbench bench
+    --limit N`` would score (seeded, stratified by label or subject). Tasks are resolved, their data read and
+    the documents chosen once, when the callback is built.
     """
 
     def __init__(self, tasks: list[str], *, limit: int, max_new_tokens: int, data_dir: str | None,
                  batch_size: int = 8) -> None:
-        from lm_eval.tasks import TaskManager
-        from medbench.harness.run.runner import default_chat_template
-        from medbench.tasks import registry
+        from medbench.harness.run.evaluate import ModelEvaluator
 
-        self.specs = registry.expand(tasks)  # an unknown name lists the known ones and the closest match
-        self.limit, self.max_new_tokens, self.batch_size = limit, max_new_tokens, batch_size
-        manager = TaskManager(include_path=str(registry.include_path()), include_defaults=False,
-                              metadata={"data_dir": str(data_dir)} if data_dir else None)
-        self.groups: dict[bool, dict[str, Any]] = {}
-        for spec in self.specs:
-            loaded = manager.load([spec.name])
-            for task in loaded["tasks"].values():
-                task.set_config(key="num_fewshot", value=0)
-                if task.get_config("output_type") == "generate_until":
-                    task.set_config(key="generation_kwargs", update=True,
-                                    value={"do_sample": False, "temperature": 0.0, "max_gen_toks": max_new_tokens})
-            self.groups.setdefault(default_chat_template(spec), {}).update(loaded["tasks"])
+        # an unknown task name lists the known ones and the closest match
+        self.evaluator = ModelEvaluator(tasks, limit=limit, max_new_tokens=max_new_tokens, data_dir=data_dir,
+                                        batch_size=batch_size)
 
     @property
     def task_names(self) -> list[str]:
-        return [s.name for s in self.specs]
+        return self.evaluator.task_names
+
+    @property
+    def doc_ids(self) -> dict[str, list[int]]:
+        """The documents scored at every step, per task (lm-eval doc ids)."""
+        return {name: list(s.doc_ids) for name, s in self.evaluator.samples.items()}
 
     def __call__(self, model, tokenizer) -> tuple[dict[str, float], list[dict[str, Any]]]:
-        """(metrics ``medbench/<task>/<metric>``, per-document samples) for the model as it is now."""
-        from lm_eval.evaluator import evaluate
-        from lm_eval.models.huggingface import HFLM
-
-        lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=self.batch_size)
-        metrics: dict[str, float] = {}
-        samples: list[dict[str, Any]] = []
-        for chat, tasks in self.groups.items():
-            use_template = chat and bool(getattr(tokenizer, "chat_template", None))
-            out = evaluate(lm=lm, task_dict={"tasks": tasks}, limit=self.limit, bootstrap_iters=0,
-                           log_samples=True, apply_chat_template=use_template, verbosity="ERROR")
-            for task, values in (out or {}).get("results", {}).items():
-                for key, value in values.items():
-                    name = key.split(",")[0]
-                    if isinstance(value, (int, float)) and not isinstance(value, bool) and name != "alias":
-                        metrics[f"medbench/{task}/{name}"] = float(value)
-            for task, rows in (out or {}).get("samples", {}).items():
-                for r in rows:
-                    completion = r["resps"][0][0] if r.get("resps") and r["resps"][0] else None
-                    samples.append({"task": task, "doc_id": r.get("doc_id"), "target": r.get("target"),
-                                    "completion": completion,
-                                    **{k: r[k] for k in ("acc", "acc_strict", "unparseable", "format_strict")
-                                       if k in r}})
-        return metrics, samples
+        """(metrics ``medbench/<task>/<metric>`` with metrics.json's names, per-document grade records) for the
+        model as it is now."""
+        evaluation = self.evaluator(model, tokenizer, checkpoint="training")
+        keep = ("task", "doc_id", "doc_key", "target", "completion", "outcome", "extracted", "answer_source",
+                "strict_correct", "format_strict", "format_soft", "truncated", "completion_tokens")
+        samples = [{k: row.get(k) for k in keep} for row in evaluation.rows]
+        return evaluation.flat_metrics("medbench"), samples
 
 
 class MedbenchEvalCallback(TrainerCallback):
@@ -181,17 +157,17 @@ def callbacks_for(session: Session) -> list[TrainerCallback]:
     cbs: list[TrainerCallback] = [CheckpointProvenanceCallback(session),
                                   TrainingProgress(f"medbench train: {session.cfg.recipe}")]
     ev = session.cfg.eval
-    if ev["every_n_steps"]:
-        data_dir = ev["data_dir"] or session.cfg.data.get("data_dir")
+    if ev.every_n_steps:
+        data_dir = ev.data_dir or session.cfg.data.data_dir
         if data_dir == "sample":
             from medbench.tasks.loaders import SAMPLE_DATA_DIR
 
             data_dir = str(SAMPLE_DATA_DIR)
-        slice_ = LmEvalSlice(ev["tasks"], limit=ev["limit"], max_new_tokens=ev["max_new_tokens"], data_dir=data_dir)
-        describe = {"what": "a small medbench slice during training (lm-eval, medbench's tasks and graders, "
-                            "greedy), not the benchmark", "tasks": slice_.task_names,
-                    "limit_per_task": ev["limit"], "max_new_tokens": ev["max_new_tokens"]}
-        cbs.append(MedbenchEvalCallback(slice_, ev["every_n_steps"], session.cfg.output_dir,
+        slice_ = LmEvalSlice(ev.tasks, limit=ev.limit, max_new_tokens=ev.max_new_tokens, data_dir=data_dir)
+        describe = {"what": "a small medbench slice during training (medbench bench's lm-eval path, tasks, "
+                            "graders and metrics, greedy), not the benchmark", "tasks": slice_.task_names,
+                    "limit_per_task": ev.limit, "doc_ids": slice_.doc_ids, "max_new_tokens": ev.max_new_tokens}
+        cbs.append(MedbenchEvalCallback(slice_, ev.every_n_steps, session.cfg.output_dir,
                                         tokenizer=session.tokenizer, backend=session.backend.name,
                                         describe=describe))
         session.eval_metrics = EVAL_FILE

@@ -35,7 +35,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from medbench.tasks import prompts
 from medbench.tasks.loaders._io import (
@@ -50,6 +50,9 @@ from medbench.tasks.loaders._io import (
 )
 
 from .overlap import health_split
+
+if TYPE_CHECKING:
+    from .config import GrpoData, SftData, WarmupSection
 
 
 @dataclass
@@ -78,11 +81,11 @@ def rows_sha256(dataset: Iterable[dict[str, Any]]) -> str:
 SAMPLE = "sample"
 
 
-def _local_or_hub(data_cfg: dict[str, Any]) -> Path | None:
+def _local_or_hub(data_cfg: SftData | GrpoData) -> Path | None:
     """The local data folder (``data.data_dir``, else ``$MEDBENCH_DATA_DIR``), or ``None`` for the hub."""
-    if data_cfg.get("data_dir") == SAMPLE:
+    if data_cfg.data_dir == SAMPLE:
         return SAMPLE_DATA_DIR
-    return resolve_data_dir(data_cfg.get("data_dir"))
+    return resolve_data_dir(data_cfg.data_dir)
 
 
 def _slice(rows: list[Any], split: str, where: str) -> list[Any]:
@@ -98,7 +101,7 @@ def _slice(rows: list[Any], split: str, where: str) -> list[Any]:
 # SFT
 # ---------------------------------------------------------------------------------------------------------
 
-def load_sft_rows(data_cfg: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
+def load_sft_rows(data_cfg: SftData) -> tuple[list[dict[str, Any]], str]:
     """The SFT slice (``data.split``) as rows with Question, Complex_CoT, Response, and where they came from.
 
     The local file is the one the ``medbench_medical_cot`` evaluation task reads (its held-out slice is the
@@ -112,19 +115,19 @@ def load_sft_rows(data_cfg: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
         path = find_one(root / "medical_o1", "medical_o1_sft", (".json", ".jsonl", ".parquet"), schema.dataset,
                         medical_o1.LOCAL_LAYOUT)
         where = str(path)
-        records = _slice(read_records(path, schema.dataset), data_cfg["split"], where)
+        records = _slice(read_records(path, schema.dataset), data_cfg.split, where)
     else:
-        ds = load_hub(schema.dataset, data_cfg["dataset"], data_cfg["config"], data_cfg["split"])
-        where = f"hub {data_cfg['dataset']} {data_cfg['config']} {data_cfg['split']}"
+        ds = load_hub(schema.dataset, data_cfg.dataset, data_cfg.config, data_cfg.split)
+        where = f"hub {data_cfg.dataset} {data_cfg.config} {data_cfg.split}"
         schema.check_columns(ds.column_names, where=where)
         records = list(enumerate(ds))
     rows = [dict(schema.check_row(rec, where=where, row=row)) for row, rec in records]
     if not rows:
-        raise DataError(f"{schema.dataset}: split {data_cfg['split']!r} of {where} is empty")
+        raise DataError(f"{schema.dataset}: split {data_cfg.split!r} of {where} is empty")
     return rows, where
 
 
-def prepare_sft(data_cfg: dict[str, Any], eos_token: str,
+def prepare_sft(data_cfg: SftData, eos_token: str,
                 rows: tuple[list[dict[str, Any]], str] | None = None) -> PreparedData:
     """The recipe's SFT text: the ``<think>`` training template filled in, the tokenizer's EOS appended.
 
@@ -136,7 +139,7 @@ def prepare_sft(data_cfg: dict[str, Any], eos_token: str,
         raise DataError("the tokenizer has no EOS token; the SFT recipe appends it to every example")
     rows, where = rows if rows is not None else load_sft_rows(data_cfg)
     texts = [prompts.sft_training_text(r["Question"], r["Complex_CoT"], r["Response"], eos_token) for r in rows]
-    source = {"dataset": data_cfg["dataset"], "config": data_cfg["config"], "split": data_cfg["split"],
+    source = {"dataset": data_cfg.dataset, "config": data_cfg.config, "split": data_cfg.split,
               "from": where, "n_rows": len(rows)}
     return PreparedData(dataset=Dataset.from_dict({"text": texts}), sources=[source])
 
@@ -148,7 +151,7 @@ def prepare_sft(data_cfg: dict[str, Any], eos_token: str,
 Row = dict[str, str]
 
 
-def _gsm8k(data_cfg: dict[str, Any]) -> tuple[list[Row], dict[str, Any]]:
+def _gsm8k(data_cfg: GrpoData) -> tuple[list[Row], dict[str, Any]]:
     """GSM8K main, train split: the evaluation loader's row checks, on the other split."""
     from medbench.tasks.loaders import gsm8k
 
@@ -171,7 +174,7 @@ PQAA = "PubMedQA pqa_artificial"
 PQAA_LOCAL_LAYOUT = "pubmedqa/ori_pqaa.json (the original PQA-A file, keyed by PubMed id)"
 
 
-def _pqaa_records(data_cfg: dict[str, Any]) -> tuple[list[tuple[str, str, list[str], str, str]], str]:
+def _pqaa_records(data_cfg: GrpoData) -> tuple[list[tuple[str, str, list[str], str, str]], str]:
     """(pubid, question, contexts, final_decision, long_answer) from the original ``ori_pqaa.json`` or the hub."""
     from medbench.tasks.loaders import pubmedqa
 
@@ -198,13 +201,13 @@ def _pqaa_records(data_cfg: dict[str, Any]) -> tuple[list[tuple[str, str, list[s
     return out, where
 
 
-def _pubmedqa_artificial(data_cfg: dict[str, Any]) -> tuple[list[Row], dict[str, Any]]:
+def _pubmedqa_artificial(data_cfg: GrpoData) -> tuple[list[Row], dict[str, Any]]:
     """PQA-A rows whose joined contexts are shorter than ``max_context_chars``; never a PQA-L test id."""
     from medbench.tasks.loaders.pubmedqa import LABELS, official_test_ids
 
     records, where = _pqaa_records(data_cfg)
     test_ids = set(official_test_ids())
-    limit = data_cfg["max_context_chars"]
+    limit = data_cfg.max_context_chars
     rows: list[Row] = []
     for pubid, question, contexts, decision, long_answer in records:
         if pubid in test_ids:
@@ -222,11 +225,11 @@ def _pubmedqa_artificial(data_cfg: dict[str, Any]) -> tuple[list[Row], dict[str,
     return rows, entry
 
 
-def _health_benchmarks(data_cfg: dict[str, Any]) -> tuple[list[Row], dict[str, Any]]:
+def _health_benchmarks(data_cfg: GrpoData) -> tuple[list[Row], dict[str, Any]]:
     """Health_Benchmarks, the recipe's 52 specialties, the train side of medbench's fixed hash split."""
     from medbench.tasks.loaders.health import HEALTH_SPECIALTIES, check_specialty, load_health
 
-    chosen = data_cfg.get("health_specialties", "all")
+    chosen = data_cfg.health_specialties
     if chosen == "all":
         specialties = list(HEALTH_SPECIALTIES)
     elif isinstance(chosen, list):
@@ -268,22 +271,22 @@ GRPO_SOURCES: dict[str, Callable[[dict[str, Any]], tuple[list[Row], dict[str, An
 }
 
 
-def grpo_rows(data_cfg: dict[str, Any]) -> tuple[list[Row], list[dict[str, Any]]]:
+def grpo_rows(data_cfg: GrpoData) -> tuple[list[Row], list[dict[str, Any]]]:
     """All configured sources' rows, concatenated in source order (before shuffling and prompt filtering)."""
     rows: list[Row] = []
     sources: list[dict[str, Any]] = []
-    for name in data_cfg["sources"]:
+    for name in data_cfg.sources:
         part, entry = GRPO_SOURCES[name](data_cfg)
-        if data_cfg.get("limit_per_source"):
-            part = part[: data_cfg["limit_per_source"]]
-            entry["limit"] = data_cfg["limit_per_source"]
+        if data_cfg.limit_per_source:
+            part = part[: data_cfg.limit_per_source]
+            entry["limit"] = data_cfg.limit_per_source
         entry["n_rows"] = len(part)
         rows += part
         sources.append(entry)
     return rows, sources
 
 
-def prepare_grpo(data_cfg: dict[str, Any], tokenizer,
+def prepare_grpo(data_cfg: GrpoData, tokenizer,
                  rows: tuple[list[Row], list[dict[str, Any]]] | None = None) -> PreparedData:
     """Concatenate, shuffle (fixed seed), add the system prompt, drop prompts over ``max_prompt_tokens``.
 
@@ -295,9 +298,9 @@ def prepare_grpo(data_cfg: dict[str, Any], tokenizer,
 
     rows, sources = rows if rows is not None else grpo_rows(data_cfg)
     if not rows:
-        raise DataError(f"no GRPO training rows from sources {data_cfg['sources']}: check data.data_dir / the hub")
-    limit = data_cfg["max_prompt_tokens"]
-    ds = Dataset.from_list(rows).shuffle(seed=data_cfg["shuffle_seed"])
+        raise DataError(f"no GRPO training rows from sources {data_cfg.sources}: check data.data_dir / the hub")
+    limit = data_cfg.max_prompt_tokens
+    ds = Dataset.from_list(rows).shuffle(seed=data_cfg.shuffle_seed)
 
     def to_prompt(batch: dict[str, list[Any]]) -> dict[str, Any]:
         messages = [[{"role": "system", "content": prompts.SYSTEM_PROMPT}, {"role": "user", "content": u}]
@@ -325,7 +328,7 @@ def warmup_completion(reasoning: str, answer: str) -> str:
     return f"<reasoning>\n{reasoning.strip()}\n</reasoning>\n<answer>\n{answer.strip()}\n</answer>"
 
 
-def prepare_format_warmup(data_cfg: dict[str, Any], warmup_cfg: dict[str, Any], tokenizer,
+def prepare_format_warmup(data_cfg: GrpoData, warmup_cfg: WarmupSection, tokenizer,
                           rows: tuple[list[Row], list[dict[str, Any]]] | None = None) -> PreparedData:
     """The GRPO format warm-up's rows: conversational prompt (system prompt + user turn, as GRPO sees it) and
     completion (the row's own reasoning text and answer in the recipe's layout), for TRL's ``SFTTrainer``
@@ -338,12 +341,12 @@ def prepare_format_warmup(data_cfg: dict[str, Any], warmup_cfg: dict[str, Any], 
     from datasets import Dataset
 
     rows, sources = rows if rows is not None else grpo_rows(data_cfg)
-    wanted = set(warmup_cfg["sources"])
-    missing = sorted(wanted - set(data_cfg["sources"]))
+    wanted = set(warmup_cfg.sources)
+    missing = sorted(wanted - set(data_cfg.sources))
     if missing:
         raise DataError(f"warmup.sources {missing} are not GRPO data sources of this config "
-                        f"(data.sources: {data_cfg['sources']}); the warm-up only uses GRPO training rows")
-    ds = Dataset.from_list(rows).shuffle(seed=data_cfg["shuffle_seed"])
+                        f"(data.sources: {data_cfg.sources}); the warm-up only uses GRPO training rows")
+    ds = Dataset.from_list(rows).shuffle(seed=data_cfg.shuffle_seed)
     picked: list[dict[str, Any]] = []
     skipped_long = 0
     for row in ds:
@@ -353,27 +356,27 @@ def prepare_format_warmup(data_cfg: dict[str, Any], warmup_cfg: dict[str, Any], 
         ids = tokenizer.apply_chat_template(prompt, tokenize=True, add_generation_prompt=True)
         if hasattr(ids, "keys"):
             ids = ids["input_ids"]
-        if len(ids) > data_cfg["max_prompt_tokens"]:
+        if len(ids) > data_cfg.max_prompt_tokens:
             skipped_long += 1
             continue
         picked.append({"prompt": prompt,
                        "completion": [{"role": "assistant",
                                        "content": warmup_completion(row["reasoning"], row["answer"])}],
                        "source": row["source"]})
-        if warmup_cfg.get("rows") and len(picked) >= warmup_cfg["rows"]:
+        if warmup_cfg.rows and len(picked) >= warmup_cfg.rows:
             break
     if not picked:
         raise DataError(f"no GRPO training rows with reasoning text in warmup.sources {sorted(wanted)}: "
                         "check data.data_dir / the hub")
     counts = {name: sum(r["source"] == name for r in picked) for name in sorted(wanted)}
     entry = {"what": "GRPO training rows written in the <reasoning>/<answer> layout (format warm-up)",
-             "from": [e.get("from") for name, e in zip(data_cfg["sources"], sources) if name in wanted],
+             "from": [e.get("from") for name, e in zip(data_cfg.sources, sources) if name in wanted],
              "n_rows": len(picked),
              "rows_per_source": counts, "reasoning": {"gsm8k": "the worked solution, calculator annotations "
                                                                "and the #### line removed",
                                                       "pubmedqa_artificial": "LONG_ANSWER"}}
     notes = [f"format warm-up: {len(picked)} GRPO rows written in the <reasoning>/<answer> layout ({counts})"]
     if skipped_long:
-        notes.append(f"format warm-up: skipped {skipped_long} prompts over {data_cfg['max_prompt_tokens']} tokens")
+        notes.append(f"format warm-up: skipped {skipped_long} prompts over {data_cfg.max_prompt_tokens} tokens")
     dataset = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in picked])
     return PreparedData(dataset=dataset, sources=[entry], notes=notes)

@@ -30,13 +30,13 @@ from .session import Session, announce, output_dir, run_training, save
 def setup(cfg: RecipeConfig, backend: BackendChoice) -> Session:
     """Model + LoRA, prompts, rewards and the TRL trainer, ready to train."""
     assert cfg.recipe == "grpo", f"grpo.setup got a {cfg.recipe!r} config"
-    if cfg.output["push_to_hub"]:
+    if cfg.output.push_to_hub:
         hub_token()  # fail before training, not after, when the token is missing
     output_dir(cfg)
     rows = grpo_rows(cfg.data)  # read and check the data before spending minutes loading the model
 
     adjustments = []
-    base = resolve_model_name(cfg.model["name"], cfg.output_dir)
+    base = resolve_model_name(cfg.model.name, cfg.output_dir)
     model, tokenizer = load_model(cfg, base, backend, adjustments)
 
     data = prepare_grpo(cfg.data, tokenizer, rows)
@@ -55,7 +55,7 @@ def setup(cfg: RecipeConfig, backend: BackendChoice) -> Session:
         callbacks=callbacks_for(session),
     )
     attach_callbacks(session.trainer)
-    if cfg.warmup["steps"]:  # prepared once GRPO's trainer exists: see run_warmup
+    if cfg.warmup.steps:  # prepared once GRPO's trainer exists: see run_warmup
         session.warmup_step = _warmup(session, rows)
     announce(session)
     return session
@@ -75,11 +75,11 @@ def _warmup(session: Session, rows):
     warm = prepare_format_warmup(cfg.data, cfg.warmup, session.tokenizer, rows)
     session.data.notes.extend(warm.notes)
     as_sft = dataclasses.replace(
-        cfg, recipe="sft", training={**cfg.warmup["training"], "max_steps": cfg.warmup["steps"]},
-        output={**cfg.output, "dir": str(cfg.output_dir / "format_warmup")})
+        cfg, recipe="sft", training={**cfg.warmup.training, "max_steps": cfg.warmup.steps},
+        output=dataclasses.replace(cfg.output, dir=str(cfg.output_dir / "format_warmup")))
     changed: list = []
     kwargs = training_kwargs(as_sft, session.backend, changed)
-    kwargs.setdefault("max_length", cfg.model["max_seq_length"])
+    kwargs.setdefault("max_length", cfg.model.max_seq_length)
     kwargs.setdefault("save_strategy", "no")
     for a in changed:  # the same machine adjustments as GRPO's, recorded under the warm-up's own keys
         session.adjustments.append(dataclasses.replace(a, field=f"warmup.{a.field}"))

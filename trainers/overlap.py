@@ -150,12 +150,12 @@ def check_config_overlap(cfg, *, tasks: list[str] | None = None, data_dir: str |
 
     if cfg.recipe == "sft":
         rows, _ = load_sft_rows(cfg.data)
-        train = [(f"{cfg.data['dataset']} {cfg.data['split']}", r["Question"]) for r in rows]
+        train = [(f"{cfg.data.dataset} {cfg.data.split}", r["Question"]) for r in rows]
     else:
         rows, _ = grpo_rows(cfg.data)
         train = [(r["source"], r["question"]) for r in rows]
-    if data_dir is None and cfg.data.get("data_dir"):
-        data_dir = cfg.data["data_dir"]
+    if data_dir is None and cfg.data.data_dir:
+        data_dir = cfg.data.data_dir
     if data_dir == SAMPLE:
         from medbench.tasks.loaders import SAMPLE_DATA_DIR
 

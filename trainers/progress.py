@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
-from medbench.harness.run.progress import format_duration
+from medbench.tasks.io import format_duration
 from transformers import TrainerCallback
 
 #: Fractions of the steps at which a line is printed when the output is not a terminal.

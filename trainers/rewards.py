@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from medbench.tasks.graders import (
+    DEFAULT_LETTERS,
     GradeRecord,
     Judge,
     Layout,
@@ -184,7 +185,7 @@ def grade_completions(
             continue
         try:
             out.append(grade(completion_text(completion), target, layout=layout, answer=kind,
-                             letters=(letters[i] if letters is not None else None) or "ABCD",
+                             letters=(letters[i] if letters is not None else None) or DEFAULT_LETTERS,
                              think_prefilled=think_prefilled, judge=judge))
         except ValueError as e:
             raise ValueError(f"{reward}: completion {i} (answer={target!r}, answer_type={kind!r}): {e}") from e
@@ -234,7 +235,7 @@ def answer_type_reward(
             out.append(None)
             continue
         valid = region_answer(completion_text(c), layout=RECIPE_LAYOUT, answer=kind,
-                              letters=(letters[i] if letters is not None else None) or "ABCD")
+                              letters=(letters[i] if letters is not None else None) or DEFAULT_LETTERS)
         out.append(ANSWER_TYPE_REWARD if valid is not None else 0.0)
     return out
 

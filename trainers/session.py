@@ -38,9 +38,9 @@ class Session:
     def provenance(self, steps: int) -> Provenance:
         p = self.cfg.provenance
         return Provenance(
-            role=p["role"],
+            role=str(p.role),
             # the model trained from: the config's word, else the adapter it went on training, else the base
-            parent=p["parent"] or self.cfg.model.get("adapter") or self.base_model,
+            parent=p.parent or self.cfg.model.adapter or self.base_model,
             recipe=self.cfg.recipe,
             config=self.cfg.to_dict(),
             config_source=self.cfg.source,

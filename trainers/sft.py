@@ -24,13 +24,13 @@ from .session import Session, announce, output_dir, run_training, save
 def setup(cfg: RecipeConfig, backend: BackendChoice) -> Session:
     """Model + LoRA, data, and the TRL trainer, ready to train."""
     assert cfg.recipe == "sft", f"sft.setup got a {cfg.recipe!r} config"
-    if cfg.output["push_to_hub"]:
+    if cfg.output.push_to_hub:
         hub_token()  # fail before training, not after, when the token is missing
     output_dir(cfg)
     rows = load_sft_rows(cfg.data)  # read and check the data before spending minutes loading the model
 
     adjustments = []
-    base = resolve_model_name(cfg.model["name"], cfg.output_dir)
+    base = resolve_model_name(cfg.model.name, cfg.output_dir)
     model, tokenizer = load_model(cfg, base, backend, adjustments)
 
     data = prepare_sft(cfg.data, tokenizer.eos_token, rows)
@@ -39,7 +39,7 @@ def setup(cfg: RecipeConfig, backend: BackendChoice) -> Session:
 
     kwargs = training_kwargs(cfg, backend, adjustments)
     kwargs.setdefault("dataset_text_field", "text")
-    kwargs.setdefault("max_length", cfg.model["max_seq_length"])
+    kwargs.setdefault("max_length", cfg.model.max_seq_length)
     args = SFTConfig(**kwargs)
     session = Session(cfg=cfg, backend=backend, base_model=base, model=model, tokenizer=tokenizer, data=data,
                       adjustments=adjustments)

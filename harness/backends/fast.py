@@ -8,7 +8,8 @@ tasks and the run directory are exactly the same; only two methods change:
 - ``generate_until``: greedy requests go through :class:`~medbench.harness.backends.slot_decoder.SlotDecoder`
   (slot KV cache refilled as requests finish, decode step replayed from CUDA graphs). Output text is built
   exactly as ``HFLM`` builds it (decoded without special tokens, cut at the first ``until`` string). Requests that
-  sample, or pass generation options other than greedy ones, go to ``HFLM.generate_until`` unchanged.
+  sample, or pass generation options other than greedy ones, go to ``HFLM.generate_until`` unchanged. Either way
+  each generation's token count is taken from its generated ids (``generated_tokens``, ``on_generated``).
 - ``_loglikelihood_tokens``: requests whose (truncated) contexts are equal are scored in one forward: the
   context once, each continuation's tokens packed after it behind a tree mask (one-token continuations such as
   PubMedQA's yes/no/maybe need no extra tokens at all), and logits are computed only where a continuation token
@@ -49,9 +50,14 @@ from lm_eval.models.utils import (
     normalize_gen_kwargs,
     postprocess_generated_text,
 )
+from medbench.harness.backends.lm_backends import GeneratedTokenCounts
+from medbench.harness.backends.slot_decoder import (
+    GenerationRequest,
+    SlotDecoder,
+    compile_decoder_layers,
+    unsupported_reason,
+)
 from tqdm import tqdm
-
-from medbench.harness.backends.slot_decoder import GenerationRequest, SlotDecoder, compile_decoder_layers, unsupported_reason
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +70,9 @@ def _is_greedy(kwargs: dict[str, Any]) -> bool:
 
 
 @register_model("medbench-fast")
-class MedbenchFastLM(HFLM):
-    """lm-eval ``hf`` model with fast greedy generation and shared-context loglikelihoods (see module doc)."""
+class MedbenchFastLM(GeneratedTokenCounts, HFLM):
+    """lm-eval ``hf`` model with fast greedy generation and shared-context loglikelihoods (see module doc).
+    Every generation's token count comes from its generated ids (:class:`GeneratedTokenCounts`)."""
 
     def __init__(
         self,
@@ -196,6 +203,8 @@ class MedbenchFastLM(HFLM):
                 # (seconds, requests sharing them): the runner's per-sample generation time reads this, as it
                 # reads the stock model's last batch
                 self.last_batch = (result.seconds, result.concurrency)
+                # the decoder may run a few steps past a stop string: count to where it stopped
+                self.expect_counts([self.count_generation(result.tokens, gen_requests[k].max_new_tokens, until)])
                 self.cache_hook.add_partial("generate_until", (context, gen_kwargs), results[i])
                 pbar.update(1)
 

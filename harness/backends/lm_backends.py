@@ -15,17 +15,17 @@ from __future__ import annotations
 
 import importlib.util
 import time
+from collections import deque
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from medbench.harness.run.checkpoints import ResolvedCheckpoint
+from medbench.harness.run.records import GeneratedTokens
 from medbench.harness.run.spec import BenchSpec
+from medbench.tasks.errors import BackendError  # the one BackendError, shared with the trainers
 
 #: LoRA ranks that vLLM accepts for ``max_lora_rank``.
 VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
-
-
-class BackendError(RuntimeError):
-    """The chosen backend can't run here (missing optional package, no GPU); the message says what to install."""
 
 
 class _TimedGenerate:
@@ -41,6 +41,126 @@ class _TimedGenerate:
         except TypeError:
             n = 1
         self.last_batch = (time.perf_counter() - start, max(1, n))
+        return out
+
+
+def count_generated(ids: Sequence[int], *, max_new_tokens: int, eos_ids: Collection[int], stops: Sequence[str],
+                    decode: Callable[[list[int]], str]) -> GeneratedTokens:
+    """How many tokens one generation really took, from its generated ids, and whether it hit the limit.
+
+    ``ids`` are the ids a backend generated for the request (they may run past where the generation stopped:
+    a batch keeps decoding until every row is done, medbench-fast checks stop strings every few steps, and
+    rows that ended are padded). The count runs to where the request's own generation stopped: up to, not
+    counting, the first EOS id, or through the token that completed the first stop string (``decode`` keeps
+    special tokens, as lm-eval's stop check does). ``hit_limit`` is true only when neither happened and the
+    ids reached ``max_new_tokens``; so a count never exceeds the limit, whatever re-tokenising the text says.
+    """
+    ids = list(ids)
+    eos = set(eos_ids)
+    end = next((i for i, t in enumerate(ids) if t in eos), None)
+    if end is not None:
+        ids = ids[:end]
+    stops = [s for s in stops if s]
+
+    def stopped(k: int) -> bool:
+        if k <= 0:
+            return False
+        text = decode(ids[:k])
+        return any(s in text for s in stops)
+
+    if stops and stopped(len(ids)):
+        # the shortest prefix holding a stop string; it is usually near the end, so search back from there
+        hi, step = len(ids), 16
+        lo = hi - step
+        while lo > 0 and stopped(lo):
+            hi, step = lo, step * 2
+            lo = len(ids) - step
+        lo = max(lo, 0)
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (lo, mid) if stopped(mid) else (mid, hi)
+        return GeneratedTokens(hi, False)
+    return GeneratedTokens(len(ids), end is None and len(ids) >= max_new_tokens)
+
+
+class _CountingHook:
+    """lm-eval's cache hook (``lm_eval.api.model.CacheHook``), wrapped: each finished generation first takes
+    its token count (see :class:`GeneratedTokenCounts`), then goes on to the wrapped hook (the request cache)
+    unchanged."""
+
+    def __init__(self, inner: Any, lm: GeneratedTokenCounts) -> None:
+        self.inner = inner
+        self.lm = lm
+
+    @property
+    def dbdict(self) -> Any:
+        return self.inner.dbdict
+
+    def add_partial(self, attr: str, req: Any, res: Any) -> None:
+        if attr == "generate_until":
+            self.lm._take_count(req)
+        self.inner.add_partial(attr, req, res)
+
+
+class GeneratedTokenCounts:
+    """Mixin for lm-eval's ``HFLM`` (stock ``hf``, and ``medbench-fast``): count every generation's tokens from
+    its generated ids (:func:`count_generated`), the one thing lm-eval's text results cannot tell.
+
+    Side channel: lm-eval reports each finished generation through the model's cache hook as
+    ``add_partial("generate_until", (context, gen_kwargs), text)``, in the order the backend produced them.
+    The backend queues the counts of the generations it is about to report (:meth:`expect_counts`; stock HF's
+    ``_model_generate`` does so for its batch here), and the wrapped hook pairs each with its request. The
+    counts are kept in :attr:`generated_tokens` by :func:`~medbench.harness.run.sample_rows.request_key` and
+    handed to :attr:`on_generated` (the runner persists them in the run directory before the generation
+    reaches the request cache, so a resumed run still has them)."""
+
+    #: Called with (request key, counts) for each finished generation, when set.
+    on_generated: Callable[[str, GeneratedTokens], None] | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.generated_tokens: dict[str, GeneratedTokens] = {}
+        self._expected: deque[GeneratedTokens] = deque()
+        super().__init__(*args, **kwargs)
+        self.set_cache_hook(self.cache_hook)  # the default hook too: counts without a request cache
+
+    def set_cache_hook(self, cache_hook: Any) -> None:
+        inner = cache_hook.inner if isinstance(cache_hook, _CountingHook) else cache_hook
+        super().set_cache_hook(_CountingHook(inner, self))  # type: ignore[misc]
+
+    def eos_token_ids(self) -> list[int]:
+        """The ids that end a generation (the model's ``generation_config``, as ``generate`` uses them)."""
+        eos = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)  # type: ignore[attr-defined]
+        if eos is None:
+            eos = self.eot_token_id  # type: ignore[attr-defined]
+        return [eos] if isinstance(eos, int) else list(eos)
+
+    def count_generation(self, ids: Sequence[int], max_new_tokens: int, stops: Sequence[str]) -> GeneratedTokens:
+        """:func:`count_generated` with this model's EOS ids and tokenizer."""
+        tokenizer = self.tokenizer  # type: ignore[attr-defined]
+        return count_generated(ids, max_new_tokens=max_new_tokens, eos_ids=self.eos_token_ids(), stops=stops,
+                               decode=lambda t: tokenizer.decode(t, skip_special_tokens=False))
+
+    def expect_counts(self, counts: Sequence[GeneratedTokens]) -> None:
+        """The counts of the next generations this model reports through its cache hook, in that order."""
+        self._expected = deque(counts)
+
+    def _take_count(self, req: Any) -> None:
+        if not self._expected:
+            return  # a generation nobody counted (a backend path without ids): the text is re-counted later
+        from medbench.harness.run.sample_rows import request_key
+
+        counted = self._expected.popleft()
+        key = request_key(req)
+        self.generated_tokens[key] = counted
+        if self.on_generated is not None:
+            self.on_generated(key, counted)
+
+    def _model_generate(self, context: Any, max_length: int, stop: list[str], **kwargs: Any) -> Any:
+        out = super()._model_generate(context, max_length=max_length, stop=stop, **kwargs)  # type: ignore[misc]
+        if getattr(self, "backend", "causal") == "causal":
+            width = int(context.shape[1])
+            self.expect_counts([self.count_generation(row, max_length - width, stop)
+                                for row in out[:, width:].tolist()])
         return out
 
 
@@ -102,11 +222,12 @@ def _hf_class(backend: str) -> type:
     """lm-eval's HFLM, or medbench's fast subclass of it, timed (see :class:`_TimedGenerate`). The fast model
     times its own generations; its fall-back to HFLM's path goes through the timed ``_model_generate``."""
     if backend == "medbench-fast":
-        from medbench.harness.backends.fast import MedbenchFastLM as base
-    else:
-        from lm_eval.models.huggingface import HFLM as base
+        from medbench.harness.backends.fast import MedbenchFastLM  # counts its generations itself
 
-    return type(f"Timed{base.__name__}", (_TimedGenerate, base), {})
+        return type("TimedMedbenchFastLM", (_TimedGenerate, MedbenchFastLM), {})
+    from lm_eval.models.huggingface import HFLM
+
+    return type("TimedHFLM", (_TimedGenerate, GeneratedTokenCounts, HFLM), {})
 
 
 def _build_hf(ck: ResolvedCheckpoint, spec: BenchSpec) -> Any:
@@ -156,6 +277,25 @@ def _load_4bit(ck: ResolvedCheckpoint, spec: BenchSpec, device: str) -> tuple[An
     return model, tokenizer
 
 
+#: what ``--batch-size auto`` becomes for vLLM: more than the runner ever sends in one call (it feeds vLLM chunks of
+#: 256 requests so that a crash loses at most one chunk), so vLLM still schedules each whole chunk itself
+VLLM_AUTO_BATCH = 4096
+
+
+def _vllm_batch_size(spec: BenchSpec) -> int:
+    """An integer batch for lm-eval's VLLM class, also for ``auto``.
+
+    lm-eval's ``auto`` does one more thing than batching: it turns on vLLM's own tqdm bar
+    (``use_tqdm=batch_size == "auto"``), and medbench disables tqdm bars (``TQDM_DISABLE=1``: it prints its own
+    progress with an ETA). vLLM 0.26 then divides by the disabled bar's elapsed time, 0, and every checkpoint
+    fails with ``ZeroDivisionError`` (vllm-project/vllm#28097; seen on an H200 with ``medbench bench --backend
+    vllm``). An integer batch at least as large as the runner's chunk schedules the same and draws no bar.
+    """
+    if isinstance(spec.batch_size, int):
+        return spec.batch_size
+    return VLLM_AUTO_BATCH
+
+
 def _build_vllm(ck: ResolvedCheckpoint, spec: BenchSpec) -> Any:
     from lm_eval.models.vllm_causallms import VLLM
 
@@ -177,7 +317,7 @@ def _build_vllm(ck: ResolvedCheckpoint, spec: BenchSpec) -> Any:
         "tokenizer": ck.tokenizer,
         "dtype": spec.dtype,
         "trust_remote_code": spec.trust_remote_code,
-        "batch_size": spec.batch_size,
+        "batch_size": _vllm_batch_size(spec),
         "tensor_parallel_size": spec.vllm.tensor_parallel_size,
         "data_parallel_size": spec.vllm.data_parallel_size,
         "gpu_memory_utilization": spec.vllm.gpu_memory_utilization,

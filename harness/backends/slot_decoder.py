@@ -1,7 +1,7 @@
 """Greedy generation over a fixed set of KV-cache slots that are refilled as requests finish, with the decode
 step replayed from CUDA graphs. The engine behind the ``medbench-fast`` lm-eval model.
 
-Why not what transformers ships (measured on an H100, Qwen2.5-3B shape, see /work/shared/gpu/README.md):
+Why not what transformers ships (measured on an H100, Qwen2.5-3B shape; ``benchmarks/eval_throughput.py``):
 - continuous batching (``generate_batch``) without flash-attn runs ``paged|sdpa``, which attends every query of
   the packed batch to *every* cached token of the batch behind a block mask: its cost grows with the square of
   the batch (~765 tok/s);

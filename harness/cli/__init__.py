@@ -3,6 +3,11 @@
 Each subcommand lives in ``medbench.harness.cli.<name>`` and exposes ``add_arguments(parser)`` and
 ``run(args) -> int``. Those modules import only the standard library at module level (heavy libraries are
 imported inside ``run``), so ``medbench --help`` stays instant.
+
+Errors are mapped here, once: every error medbench raises on purpose derives from
+:class:`medbench.tasks.errors.MedbenchError`, whose message names what, where and the fix, and whose
+``exit_code`` is the command's exit status (2 bad input, 1 a run that could not finish). Commands do not
+catch their own lists of error types.
 """
 
 from __future__ import annotations
@@ -10,6 +15,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+
+from medbench.tasks.errors import MedbenchError
 
 #: subcommand -> (module, one-line help). The order is the order shown in ``medbench --help``.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -31,12 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
-        try:
-            mod = importlib.import_module(f"medbench.harness.cli.{module}")
-        except ModuleNotFoundError as e:
-            if e.name != f"medbench.harness.cli.{module}":
-                raise
-            continue  # a command not built yet in this checkout
+        mod = importlib.import_module(f"medbench.harness.cli.{module}")
         p = sub.add_parser(name, help=help_text, description=(mod.__doc__ or help_text).strip())
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
@@ -54,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted: finished work is kept; run the same command again to resume", file=sys.stderr)
         return 130
+    except MedbenchError as e:  # every error medbench raises on purpose, mapped once: its message, its status
+        print(f"medbench {args.command}: error: {e}", file=sys.stderr)
+        return e.exit_code
 
 
 if __name__ == "__main__":

@@ -27,7 +27,9 @@ import sys
 def add_run_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by ``bench`` and ``demo`` (how to run, not what to run)."""
     parser.add_argument("--limit", type=str, default=None,
-                        help="documents per task: a count, or a fraction in (0, 1) (default: all)")
+                        help="documents per task: a count N, or a fraction in (0, 1] (default: all); a seeded "
+                             "sample (--seed) that keeps each task's label and subject mix, the same documents "
+                             "for every checkpoint, recorded in run.json")
     parser.add_argument("--batch-size", default=None,
                         help="generation batch size: an integer, 'auto' or 'auto:N' (default auto: the largest "
                              "that fits the GPU; 1 on a CPU)")
@@ -83,10 +85,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict:
-    keys = ("limit", "data_dir", "batch_size", "dtype", "load_in_4bit", "max_new_tokens", "chat_template",
-            "seed", "output", "backend", "device", "trust_remote_code", "reference", "tensor_parallel_size",
-            "data_parallel_size", "gpu_memory_utilization", "max_model_len")
-    out = {k: getattr(args, k, None) for k in keys}
+    """The spec overrides the flags give: one per spec option (:data:`medbench.harness.run.spec.FLAG_KEYS`,
+    read from the spec's dataclasses), ``None`` where a flag was not given."""
+    from medbench.harness.run.spec import FLAG_KEYS
+
+    out = {k: getattr(args, k, None) for k in FLAG_KEYS}
     out["checkpoints"] = getattr(args, "checkpoint", None)
     out["tasks"] = getattr(args, "tasks", None)
     return out
@@ -123,13 +126,13 @@ def report_outcome(outcome, stream=None) -> int:
 
 def write_report(run_dir, stream=None) -> bool:
     """Render ``run_dir``'s HTML report and print its path; on failure say why (the run itself is kept)."""
-    from medbench.harness.run.rundir import RunDirError
-    from medbench.reports import ReportError, render_report
+    from medbench.harness.cli.report import render_runs  # the report's composition: comparisons, then render
+    from medbench.tasks.errors import MedbenchError
 
     stream = stream or sys.stdout
     try:
-        path = render_report([run_dir], progress=None)
-    except (RunDirError, ReportError, OSError) as e:
+        path = render_runs([run_dir])
+    except (MedbenchError, OSError) as e:  # the bench itself finished: exit 1, with the way to retry
         print(f"error: the report could not be written ({e}); the run directory is complete: try "
               f"`medbench report {run_dir}`", file=sys.stderr)
         return False
@@ -162,20 +165,12 @@ def bench_and_report(make_spec, *, verbose: bool, no_report: bool) -> int:
     `medbench bench` and `medbench demo` (0 done, 1 a checkpoint, the disk or the report failed, 2 usage)."""
     import os
 
-    from medbench.harness.run.checkpoints import CheckpointError
-    from medbench.harness.run.runner import BenchError, run_bench
-    from medbench.harness.run.spec import SpecError
+    from medbench.harness.run.runner import run_bench
 
-    try:
-        outcome = run_bench(make_spec(), verbose=verbose)
-        if int(os.environ.get("RANK", "0") or 0) != 0:
-            return 0 if outcome.ok else 1  # under accelerate, rank 0 prints the summary
-    except (SpecError, CheckpointError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except BenchError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    # a SpecError or CheckpointError (exit 2) or BenchError (exit 1) is reported by medbench.harness.cli.main
+    outcome = run_bench(make_spec(), verbose=verbose)
+    if int(os.environ.get("RANK", "0") or 0) != 0:
+        return 0 if outcome.ok else 1  # under accelerate, rank 0 prints the summary
     status = report_outcome(outcome)
     if not no_report and not write_report(outcome.run_dir):
         status = status or 1

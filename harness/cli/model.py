@@ -34,17 +34,14 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     os.environ.setdefault("TQDM_DISABLE", "1")  # transformers' per-tensor bars; one line per step is printed
-    from medbench.harness.models.smollm2 import ModelPrepareError, prepare_smollm2
+    from medbench.harness.models.smollm2 import prepare_smollm2
 
     def say(message: str) -> None:
         print(f"medbench model: {message}", file=sys.stderr, flush=True)
 
-    try:
+    try:  # a ModelPrepareError (exit 1) is reported by medbench.harness.cli.main
         folder = prepare_smollm2(source=args.source, folder=Path(args.output) if args.output else None,
                                  force=args.force, log=say)
-    except ModelPrepareError as e:
-        print(f"medbench model: error: {e}", file=sys.stderr)
-        return 1
     except OSError as e:
         print(f"medbench model: error: cannot write the model folder: {e}", file=sys.stderr)
         return 1

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,11 +23,7 @@ def run(args: argparse.Namespace) -> int:
 
     from medbench.tasks import registry
 
-    try:
-        specs = registry.expand(list(args.names)) if args.names else registry.list_tasks()
-    except registry.UnknownTaskError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    specs = registry.expand(list(args.names)) if args.names else registry.list_tasks()
     if args.json:
         print(json.dumps([asdict(s) for s in specs], indent=2))
         return 0

@@ -14,7 +14,6 @@ Every saved directory gets a medbench_provenance.json that `medbench bench` read
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def _add_recipe_parser(sub, name: str, help_text: str) -> None:
@@ -65,64 +64,46 @@ def _overrides(args: argparse.Namespace) -> list[str]:
     return out
 
 
-def _fail(msg: str) -> int:
-    print(f"medbench train: error: {msg}", file=sys.stderr)
-    return 2
-
-
 def _run_recipe(args: argparse.Namespace) -> int:
-    # Order matters: pick the backend and import Unsloth (when it runs) before anything imports transformers.
-    from medbench.trainers.backends import BackendError, activate, select_backend
+    import dataclasses
 
-    try:
-        choice = select_backend(args.backend)
-    except BackendError as e:
-        return _fail(str(e))
+    # Order matters: pick the backend and import Unsloth (when it runs) before anything imports transformers.
+    from medbench.trainers.backends import activate, select_backend
+
+    choice = select_backend(args.backend)  # errors (MedbenchError) are reported by medbench.harness.cli.main
     activate(choice)
 
-    from medbench.trainers.config import ConfigError, load_config
-    from medbench.trainers.data import DataError
+    from medbench.trainers.config import TINY_MODEL, ConfigError, load_config
 
-    try:
-        cfg = load_config(args.config, _overrides(args))
-    except ConfigError as e:
-        return _fail(str(e))
+    cfg = load_config(args.config, _overrides(args))
     if cfg.recipe != args.train_command:
-        return _fail(f"{cfg.source} is a {cfg.recipe!r} recipe; run it with `medbench train {cfg.recipe}`")
-    from medbench.trainers.config import TINY_MODEL
-
-    if cfg.model["name"] == TINY_MODEL:  # the tiny configs' model: built here, the recipes never build one
+        raise ConfigError(f"{cfg.source} is a {cfg.recipe!r} recipe; run it with `medbench train {cfg.recipe}`")
+    if cfg.model.name == TINY_MODEL:  # the tiny configs' model: built here, the recipes never build one
         from medbench.harness.models.tiny import build_tiny_model
 
-        cfg.model["name"] = str(build_tiny_model(cfg.output_dir / "tiny_base_model"))
+        tiny = str(build_tiny_model(cfg.output_dir / "tiny_base_model"))
+        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, name=tiny))
     if cfg.recipe == "sft":
         from medbench.trainers import sft as recipe
     else:
         from medbench.trainers import grpo as recipe
-    try:
-        saved = recipe.run(cfg, choice)
-    except (ConfigError, DataError, BackendError) as e:
-        return _fail(str(e))
+    saved = recipe.run(cfg, choice)
     for name, path in saved.items():
         print(f"{name}\t{path}")
     return 0
 
 
 def _run_overlap(args: argparse.Namespace) -> int:
-    from medbench.trainers.config import ConfigError, load_config
-    from medbench.trainers.data import DataError
+    from medbench.trainers.config import load_config
     from medbench.trainers.overlap import check_config_overlap, check_file_overlap
 
-    try:
-        if args.config:
-            overrides = [f"data.data_dir={args.data_dir}"] if args.data_dir else []
-            report = check_config_overlap(load_config(args.config, overrides, check_training=False),
-                                          tasks=args.tasks, limit=args.limit, data_dir=args.data_dir)
-        else:
-            report = check_file_overlap(args.train_file, args.question_field, tasks=args.tasks,
-                                        limit=args.limit, data_dir=args.data_dir)
-    except (ConfigError, DataError) as e:
-        return _fail(str(e))
+    if args.config:
+        overrides = [f"data.data_dir={args.data_dir}"] if args.data_dir else []
+        report = check_config_overlap(load_config(args.config, overrides, check_training=False),
+                                      tasks=args.tasks, limit=args.limit, data_dir=args.data_dir)
+    else:
+        report = check_file_overlap(args.train_file, args.question_field, tasks=args.tasks,
+                                    limit=args.limit, data_dir=args.data_dir)
     print(report.summary())
     return 0 if report.clean else 1
 

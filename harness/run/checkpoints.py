@@ -19,16 +19,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from medbench.harness.run.rundir import ROLE_ORDER
 from medbench.harness.run.spec import CheckpointSpec
+from medbench.tasks.errors import MedbenchError
+from medbench.tasks.provenance import PROVENANCE_FILE, ROLES, ProvenanceError, parse_provenance
 
-PROVENANCE_FILE = "medbench_provenance.json"
 ADAPTER_CONFIG = "adapter_config.json"
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(MedbenchError):
     """A checkpoint cannot be used as given; the message names the checkpoint, the problem and the fix."""
 
 
@@ -57,7 +57,7 @@ class ResolvedCheckpoint:
             return "spec"
         if (self.provenance or {}).get("role"):
             return "provenance"
-        if self.name in ROLE_ORDER:
+        if self.name in ROLES:
             return "name"
         return None
 
@@ -151,11 +151,30 @@ def _read_json_file(path: Path, what: str) -> dict[str, Any]:
 
 
 def read_provenance(directory: Path) -> dict[str, Any] | None:
-    """The trainer's provenance record next to a checkpoint, or ``None`` if there is none."""
+    """The trainer's provenance record next to a checkpoint (schema-checked by the one reader,
+    :func:`medbench.tasks.provenance.read_provenance`), as run.json records it; ``None`` if there is none."""
     path = directory / PROVENANCE_FILE
     if not path.is_file():
         return None
-    return _read_json_file(path, "the trainer's provenance record; fix it or delete it")
+    return _provenance(path.read_text(encoding="utf-8"), str(path))
+
+
+def _provenance(text: str, where: str) -> dict[str, Any]:
+    try:
+        return parse_provenance(text, where=where).to_dict()
+    except ProvenanceError as e:
+        raise CheckpointError(str(e)) from e
+
+
+def _hub_provenance(repo_id: str, revision: str | None) -> dict[str, Any] | None:
+    """A hub checkpoint's provenance file, through the same reader; ``None`` when it has none."""
+    from huggingface_hub import hf_hub_download
+
+    try:
+        path = hf_hub_download(repo_id, PROVENANCE_FILE, revision=revision)
+    except Exception:  # noqa: BLE001 - an optional file: absent or unreachable means none
+        return None
+    return _provenance(Path(path).read_text(encoding="utf-8"), f"{PROVENANCE_FILE} of {repo_id}")
 
 
 def _hub_json(repo_id: str, filename: str, revision: str | None) -> dict[str, Any] | None:
@@ -163,7 +182,7 @@ def _hub_json(repo_id: str, filename: str, revision: str | None) -> dict[str, An
 
     try:
         path = hf_hub_download(repo_id, filename, revision=revision)
-    except Exception:  # noqa: BLE001 - an optional file (provenance): absent or unreachable means none
+    except Exception:  # noqa: BLE001 - absent or unreachable: the loader reports it when it matters
         return None
     return _read_json_file(Path(path), f"{filename} of {repo_id}")
 
@@ -227,7 +246,7 @@ def _resolve(spec: CheckpointSpec, trust_remote_code: bool) -> ResolvedCheckpoin
                               f"is it a model repository?")
     return ResolvedCheckpoint(
         name=name, kind="hub", model=source, tokenizer=source, revision=spec.revision,
-        provenance=_hub_json(source, PROVENANCE_FILE, spec.revision),
+        provenance=_hub_provenance(source, spec.revision),
     )
 
 
@@ -263,7 +282,7 @@ def _resolve_adapter(
                                   f"(no {ADAPTER_CONFIG})")
         adapter_cfg = _hub_json(adapter, ADAPTER_CONFIG, revision) or {}
         adapter_ref = adapter
-        provenance = _hub_json(adapter, PROVENANCE_FILE, revision)
+        provenance = _hub_provenance(adapter, revision)
 
     recorded = adapter_cfg.get("base_model_name_or_path")
     warnings: list[str] = []

@@ -6,24 +6,14 @@ On a terminal one line is redrawn in place; in a log (CI) a line is printed at m
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from dataclasses import dataclass, field
 from typing import TextIO
 
+from medbench.tasks.io import format_duration
 
-def format_duration(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return "?"
-    seconds = round(seconds)
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    if h:
-        return f"{h}h{m:02d}m"
-    if m:
-        return f"{m}m{s:02d}s"
-    return f"{s}s"
+__all__ = ["PairProgress", "format_duration"]
 
 
 @dataclass

@@ -21,10 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from lm_eval.api.model import CacheHook, CachingLM, hash_args
-
 from medbench.harness.run.progress import PairProgress
-
-REQUEST_TYPES = ("generate_until", "loglikelihood", "loglikelihood_rolling")
 
 
 class _Hook(CacheHook):
@@ -70,9 +67,6 @@ class ResumableLM(CachingLM):
 
     def loglikelihood_rolling(self, requests: list[Any]) -> list[Any]:
         return self._run("loglikelihood_rolling", requests)
-
-    def count_cached(self, attr: str, requests: list[Any]) -> int:
-        return sum(1 for r in requests if hash_args(attr, r.args) in self.dbdict)
 
     def _run(self, attr: str, requests: list[Any]) -> list[Any]:
         keys = [hash_args(attr, r.args) for r in requests]

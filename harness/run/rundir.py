@@ -1,55 +1,59 @@
 """The run directory: the one contract between ``medbench bench`` and everything downstream.
 
-Layout (schema version :data:`SCHEMA_VERSION`)::
+Layout (schema version :data:`~medbench.harness.run.records.SCHEMA_VERSION`)::
 
     runs/<run-id>/
       run.json          spec, checkpoints (provenance, content hash), tasks (+ versions), package versions,
                         git sha, hardware, timings, schema_version
-      samples.parquet   one row per (checkpoint, task, doc): see SAMPLE_COLUMNS
-      metrics.json      {"schema_version", "per_task": [...], "pairs": [...]}
+      samples.parquet   one row per (checkpoint, task, doc): the fields of records.SampleRow (SAMPLE_COLUMNS)
+      metrics.json      records.RunMetrics: {"schema_version", "methods", "length_unit", "per_task", "pairs",
+                        "per_group", "group_pairs"}
       lm_eval/          lm-eval's own outputs, kept for provenance
       partial/          resume state while a run is in progress: <checkpoint>__<task>.jsonl
                         (one line per finished document) and .done markers (holding the row count)
       cache/            lm-eval's sqlite request cache per checkpoint (<checkpoint>_rank<N>.db: finished
-                        generations inside an unfinished task) and per-request generation times
+                        generations inside an unfinished task), per-request generation times
+                        (<checkpoint>.timings.jsonl) and the backend's generated-token counts
+                        (<checkpoint>_rank<N>.generated.jsonl)
       report.html       written by ``medbench report``
 
-Reports, the gate and run comparisons read runs **only** through :func:`load_run`; the bench runner writes
-them only through :class:`RunWriter`. Nobody else parses these files.
+Reports, the gate and run comparisons read runs **only** through :func:`load_run`, which returns typed
+records (:mod:`medbench.harness.run.records`); the bench runner writes them only through :class:`RunWriter`.
+Nobody else parses these files.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-import secrets
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
-
-#: Columns of samples.parquet. Grade-record fields come from ``GradeRecord.to_dict()``.
-SAMPLE_COLUMNS: tuple[str, ...] = (
-    # identity
-    "checkpoint", "task", "group", "subgroup", "doc_id", "doc_key", "showcase", "task_version",
-    # what was asked and answered (raw completion kept whole)
-    "prompt", "completion", "target", "question",
-    # the grader's record
-    "outcome", "extracted", "answer_source", "strict_extracted", "lenient_extracted", "strict_correct",
-    "layout", "answer_type", "format_strict", "format_soft", "think_ok", "text_outside_tags", "truncated",
-    "reasoning_words", "answer_words", "reasoning_tokens", "answer_tokens", "completion_chars", "notes",
-    # where the grader found the reasoning ([[start, end], ...], one per block) and the answer ([start, end]):
-    # code-point offsets into the completion; empty / null for loglikelihood tasks and for older runs
-    "reasoning_spans", "answer_span",
-    "judge_agree", "judge_score", "judge_kind", "judge_rationale", "judge_model",
-    # generation facts
-    "completion_tokens", "gen_time_s",
+from medbench.harness.run.records import (
+    READABLE_SCHEMA_VERSIONS,
+    ROLE_ORDER,
+    SAMPLE_COLUMNS,
+    SCHEMA_VERSION,
+    CheckpointEntry,
+    GeneratedTokens,
+    GroupMetrics,
+    GroupPairMetrics,
+    JsonRecord,
+    PairMetrics,
+    RunMetrics,
+    TaskMetrics,
+    plain,
 )
+from medbench.tasks.errors import MedbenchError
+from medbench.tasks.io import atomic_write_text
 
-#: Lineage order used to sort checkpoints by role (from provenance, the spec, or the checkpoint's name).
-ROLE_ORDER = {"base": 0, "sft": 1, "grpo": 2}
+__all__ = [
+    "ROLE_ORDER", "SAMPLE_COLUMNS", "SCHEMA_VERSION", "Run", "RunDirError", "RunWriter", "checkpoint_roles",
+    "lineage_order", "load_run", "write_json",
+]
 
 
 def _same_model(a: Any, b: Any) -> bool:
@@ -86,43 +90,19 @@ def lineage_order(checkpoints: Sequence[Mapping[str, Any]]) -> list[Mapping[str,
     return [c for _, c in indexed]
 
 
-class RunDirError(RuntimeError):
+class RunDirError(MedbenchError):
     """A run directory is missing, corrupt or of an unknown schema; the message says which file and why."""
 
 
-def _create_temp_beside(path: Path) -> tuple[int, str]:
-    """A new, uniquely named temp file next to ``path``, opened for writing: ``(fd, name)``.
-
-    Unlike ``tempfile.mkstemp`` (always mode 0600), it is created with mode 0666 less the process umask, so
-    the file renamed into place gets the same mode as every other file medbench writes (0644 under the usual
-    umask 022) and run.json, metrics.json and baselines stay readable to whoever may read the rest."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-    while True:
-        tmp = str(path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-        try:
-            return os.open(tmp, flags, 0o666), tmp
-        except FileExistsError:
-            continue
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temp file + rename so a crash never leaves a half-written JSON behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = _create_temp_beside(path)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, JsonRecord):
+        return obj.to_dict()
+    return str(obj)
 
 
 def write_json(path: Path, obj: Any) -> None:
-    _atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+    """``obj`` as indented JSON, written atomically; records are written in their JSON form."""
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
 
 
 def _read_json(path: Path) -> Any:
@@ -141,6 +121,17 @@ def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
+def _jsonl_lines(path: Path) -> list[Any]:
+    """The objects of a JSON-lines file, skipping torn lines (a kill mid-write)."""
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out
+
+
 @dataclass
 class RunWriter:
     """Writes a run directory incrementally, so an interrupted run loses at most one document."""
@@ -153,7 +144,7 @@ class RunWriter:
         (self.root / "lm_eval").mkdir(exist_ok=True)
 
     # -- run.json ---------------------------------------------------------------------------------
-    def write_meta(self, meta: dict[str, Any]) -> None:
+    def write_meta(self, meta: Mapping[str, Any]) -> None:
         write_json(self.root / "run.json", {"schema_version": SCHEMA_VERSION, **meta})
 
     # -- per (checkpoint, task) incremental samples -----------------------------------------------
@@ -162,9 +153,6 @@ class RunWriter:
 
     def is_done(self, checkpoint: str, task: str) -> bool:
         return self._partial(checkpoint, task, ".done").exists()
-
-    def finished_doc_ids(self, checkpoint: str, task: str) -> set[Any]:
-        return {row["doc_id"] for row in self.read_partial(checkpoint, task)}
 
     def read_partial(self, checkpoint: str, task: str) -> list[dict[str, Any]]:
         path = self._partial(checkpoint, task, ".jsonl")
@@ -179,27 +167,12 @@ class RunWriter:
                     break  # a torn last line from a kill: everything before it is kept
         return rows
 
-    def append_samples(self, checkpoint: str, task: str, rows: Iterable[dict[str, Any]]) -> None:
-        path = self._partial(checkpoint, task, ".jsonl")
-        good = self.read_partial(checkpoint, task)
-        # Drop a torn tail before appending, so the file stays one JSON object per line.
-        if path.exists() and sum(1 for _ in path.open(encoding="utf-8")) != len(good):
-            _atomic_write_text(path, "".join(json.dumps(r, default=str) + "\n" for r in good))
-        with path.open("a", encoding="utf-8") as fh:
-            for r in rows:
-                fh.write(json.dumps(r, default=str) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-
-    def mark_done(self, checkpoint: str, task: str, n_rows: int | None = None) -> None:
-        _atomic_write_text(self._partial(checkpoint, task, ".done"), "" if n_rows is None else f"{n_rows}\n")
-
     def write_pair(self, checkpoint: str, task: str, rows: list[dict[str, Any]]) -> None:
         """Write one finished (checkpoint, task) pair at once and mark it done (the row count goes into the
         marker, so a damaged partial file is detected on resume instead of silently losing rows)."""
         path = self._partial(checkpoint, task, ".jsonl")
-        _atomic_write_text(path, "".join(json.dumps(r, default=str) + "\n" for r in rows))
-        self.mark_done(checkpoint, task, len(rows))
+        atomic_write_text(path, "".join(json.dumps(r, default=_json_default) + "\n" for r in rows))
+        atomic_write_text(self._partial(checkpoint, task, ".done"), f"{len(rows)}\n")
 
     def done_rows(self, checkpoint: str, task: str) -> list[dict[str, Any]] | None:
         """The rows of a finished pair, or ``None`` if the pair is not finished or its rows are damaged."""
@@ -228,17 +201,37 @@ class RunWriter:
         path = self.root / "cache" / f"{_safe(checkpoint)}.timings.jsonl"
         out: dict[str, float] = {}
         if path.exists():
-            for line in path.read_text(encoding="utf-8").splitlines():
-                try:
-                    out.update(json.loads(line))
-                except json.JSONDecodeError:
-                    continue  # a torn line from a kill
+            for obj in _jsonl_lines(path):
+                out.update(obj)
         return out
 
     def append_timings(self, checkpoint: str, timings: dict[str, float]) -> None:
         (self.root / "cache").mkdir(exist_ok=True)
         with (self.root / "cache" / f"{_safe(checkpoint)}.timings.jsonl").open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(timings) + "\n")
+
+    def generation_recorder(self, checkpoint: str, rank: int = 0) -> Callable[[str, GeneratedTokens], None]:
+        """A callback for the backend (``lm.on_generated``): it appends each generation's token count, by
+        request-cache key, to ``cache/<checkpoint>_rank<rank>.generated.jsonl`` before the generation reaches
+        the request cache, so a resumed run knows the counts of the generations it reuses."""
+        (self.root / "cache").mkdir(exist_ok=True)
+        path = self.root / "cache" / f"{_safe(checkpoint)}_rank{int(rank)}.generated.jsonl"
+
+        def record(key: str, counted: GeneratedTokens) -> None:
+            with path.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps({"key": key, "n_tokens": counted.n_tokens, "hit_limit": counted.hit_limit})
+                         + "\n")
+
+        return record
+
+    def read_generated(self, checkpoint: str) -> dict[str, GeneratedTokens]:
+        """Every generation's token count the backend recorded for one checkpoint (all ranks), by key."""
+        out: dict[str, GeneratedTokens] = {}
+        for path in sorted((self.root / "cache").glob(f"{_safe(checkpoint)}_rank*.generated.jsonl")):
+            for obj in _jsonl_lines(path):
+                if isinstance(obj, dict) and {"key", "n_tokens", "hit_limit"} <= set(obj):
+                    out[str(obj["key"])] = GeneratedTokens(int(obj["n_tokens"]), bool(obj["hit_limit"]))
+        return out
 
     def read_state(self, name: str) -> dict[str, Any]:
         path = self.root / "partial" / f"{_safe(name)}.state.json"
@@ -254,10 +247,12 @@ class RunWriter:
         return self.root / "lm_eval" / _safe(checkpoint)
 
     # -- final artefacts --------------------------------------------------------------------------
-    def write_samples(self, rows: list[dict[str, Any]]) -> None:
+    def write_samples(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """samples.parquet from the runner's rows: :data:`SAMPLE_COLUMNS` first, in order (missing ones as
+        null), then any extra columns."""
         import pandas as pd
 
-        frame = pd.DataFrame(rows)
+        frame = pd.DataFrame([plain(r) if isinstance(r, JsonRecord) else r for r in rows])
         for col in SAMPLE_COLUMNS:
             if col not in frame.columns:
                 frame[col] = None
@@ -268,36 +263,67 @@ class RunWriter:
         frame.to_parquet(tmp, index=False)
         os.replace(tmp, self.root / "samples.parquet")
 
-    def write_metrics(self, metrics: dict[str, Any]) -> None:
-        write_json(self.root / "metrics.json", {"schema_version": SCHEMA_VERSION, **metrics})
+    def write_metrics(self, metrics: RunMetrics | Mapping[str, Any]) -> None:
+        """metrics.json from :func:`~medbench.harness.stats.metrics.compute_metrics`'s record (a plain object
+        of the same shape is read through :class:`RunMetrics` first, so what is written is always valid)."""
+        if not isinstance(metrics, RunMetrics):
+            metrics = RunMetrics.from_dict(metrics, "metrics to write")
+        write_json(self.root / "metrics.json",
+                   dataclasses.replace(metrics, schema_version=SCHEMA_VERSION).to_dict())
+
+
+def _as_run_metrics(metrics: RunMetrics | Mapping[str, Any] | None, where: str) -> RunMetrics:
+    if isinstance(metrics, RunMetrics):
+        return metrics
+    try:
+        return RunMetrics.from_dict(metrics or {}, where)
+    except ValueError as e:
+        raise RunDirError(f"{e}: the file is damaged or from another tool; re-run `medbench bench` with the same "
+                          f"--output to rewrite it") from e
 
 
 @dataclass
 class Run:
-    """A loaded run directory. Read-only."""
+    """A loaded run directory. Read-only.
+
+    ``meta`` is run.json as stored (spec, settings, environment, timings: open-ended); ``metrics`` is
+    metrics.json as a typed :class:`~medbench.harness.run.records.RunMetrics` (a plain object given here is
+    read into one)."""
 
     root: Path
     meta: dict[str, Any]
-    metrics: dict[str, Any]
+    metrics: RunMetrics = field(default_factory=RunMetrics)
     _samples: Any = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root)
+        self.metrics = _as_run_metrics(self.metrics, str(self.root / "metrics.json"))
 
     @property
     def run_id(self) -> str:
         return str(self.meta.get("run_id", self.root.name))
 
     @property
-    def checkpoints(self) -> list[dict[str, Any]]:
+    def schema_version(self) -> int | None:
+        """The schema run.json was written with (older ones are read with their missing keys as None)."""
+        return self.meta.get("schema_version")
+
+    @property
+    def checkpoints(self) -> list[CheckpointEntry]:
         """Checkpoints in lineage order (base → SFT → GRPO, :func:`lineage_order`), then in the order the spec
         gave them; ``role`` filled in where lineage implies it."""
-        cks = [dict(c) for c in self.meta.get("checkpoints", [])]
-        roles = checkpoint_roles(cks)
-        for c in cks:
-            c["role"] = roles[str(c["name"])]
-        return [dict(c) for c in lineage_order(cks)]
+        where = str(self.root / "run.json")
+        try:
+            entries = [CheckpointEntry.from_dict(c, where) for c in self.meta.get("checkpoints", [])]
+        except ValueError as e:
+            raise RunDirError(f"{e}: run.json's checkpoints are damaged") from e
+        roles = checkpoint_roles(entries)
+        entries = [dataclasses.replace(c, role=roles[c.name]) for c in entries]
+        return list(lineage_order(entries))  # type: ignore[arg-type]
 
     @property
     def checkpoint_names(self) -> list[str]:
-        return [c["name"] for c in self.checkpoints]
+        return [c.name for c in self.checkpoints]
 
     @property
     def tasks(self) -> list[dict[str, Any]]:
@@ -307,8 +333,15 @@ class Run:
     def task_names(self) -> list[str]:
         return [t["name"] for t in self.tasks]
 
+    @property
+    def length_unit(self) -> str | None:
+        """The unit of every length in this run's metrics ("tokens" or "words"): draw a figure from
+        :func:`~medbench.harness.run.records.length_column` of it, and it agrees with the table."""
+        return self.metrics.length_unit
+
     def samples(self):  # -> pandas.DataFrame
-        """All samples as one pandas DataFrame (columns: :data:`SAMPLE_COLUMNS`)."""
+        """All samples as one pandas DataFrame: :data:`SAMPLE_COLUMNS` first (a column an older schema lacks
+        is there, all null), then any extra columns the run stored."""
         if self._samples is None:
             import pandas as pd
 
@@ -316,36 +349,76 @@ class Run:
             if not path.exists():
                 raise RunDirError(f"{path} is missing: the run in {self.root} did not finish")
             try:
-                self._samples = pd.read_parquet(path)
+                frame = pd.read_parquet(path)
             except Exception as e:  # pyarrow raises several types for a damaged file
                 raise RunDirError(f"{path} cannot be read ({e}): the run directory is corrupt") from e
+            missing = [c for c in SAMPLE_COLUMNS if c not in frame.columns]
+            if missing:
+                frame = frame.assign(**{c: None for c in missing})
+                frame = frame[list(SAMPLE_COLUMNS) + [c for c in frame.columns if c not in SAMPLE_COLUMNS]]
+            self._samples = frame
         return self._samples
 
-    def iter_samples(self, checkpoint: str | None = None, task: str | None = None) -> Iterator[dict[str, Any]]:
-        df = self.samples()
-        if checkpoint is not None:
-            df = df[df["checkpoint"] == checkpoint]
-        if task is not None:
-            df = df[df["task"] == task]
-        yield from df.to_dict(orient="records")
+    def task_metrics(self) -> list[TaskMetrics]:
+        """metrics.json ``per_task``: every checkpoint × task record, then its subgroups."""
+        return list(self.metrics.per_task)
 
-    def task_metrics(self) -> list[dict[str, Any]]:
-        return list(self.metrics.get("per_task", []))
+    def pair_metrics(self) -> list[PairMetrics]:
+        """metrics.json ``pairs``: each checkpoint against the reference, per task."""
+        return list(self.metrics.pairs)
 
-    def pair_metrics(self) -> list[dict[str, Any]]:
-        return list(self.metrics.get("pairs", []))
+    def group_metrics(self) -> list[GroupMetrics]:
+        """metrics.json ``per_group``: pooled over each task group."""
+        return list(self.metrics.per_group)
+
+    def group_pair_metrics(self) -> list[GroupPairMetrics]:
+        """metrics.json ``group_pairs``."""
+        return list(self.metrics.group_pairs)
+
+
+def _check_schema(path: Path, obj: Any) -> int:
+    if not isinstance(obj, dict):
+        raise RunDirError(f"{path} holds a JSON {type(obj).__name__}, not an object: is it a medbench run file?")
+    version = obj.get("schema_version")
+    if version in READABLE_SCHEMA_VERSIONS:
+        return int(version)
+    if isinstance(version, int) and version > SCHEMA_VERSION:
+        raise RunDirError(
+            f"{path} has schema_version {version}, newer than this medbench reads (versions "
+            f"{list(READABLE_SCHEMA_VERSIONS)}): upgrade medbench (pip install -U medbench) to read it"
+        )
+    raise RunDirError(
+        f"{path} has schema_version {version!r}; this medbench reads versions {list(READABLE_SCHEMA_VERSIONS)}. "
+        f"Re-run the benchmark into a new directory to get a current one (run.json's \"command\" says how it "
+        f"was run): `medbench bench ... --output NEW`; copying this run's cache/ folder into NEW first reuses "
+        f"every generation whose prompt is unchanged"
+    )
 
 
 def load_run(path: str | os.PathLike[str]) -> Run:
-    """Load a run directory, checking its schema version."""
+    """Load a run directory, checking its schema version.
+
+    A run of an older readable schema (1) loads too: its samples get this version's columns (null where it
+    did not record them), and its metrics are recomputed from those samples with this version's rules (the
+    outcomes are the ones it graded; metrics that do not apply become null instead of schema 1's 100% / 0).
+    """
     root = Path(path)
     if not root.is_dir():
         raise RunDirError(f"run directory {root} does not exist (expected the --output of `medbench bench`)")
     meta = _read_json(root / "run.json")
-    version = meta.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise RunDirError(
-            f"{root / 'run.json'} has schema_version {version!r}; this medbench reads version {SCHEMA_VERSION}"
-        )
-    metrics = _read_json(root / "metrics.json")
-    return Run(root=root, meta=meta, metrics=metrics)
+    _check_schema(root / "run.json", meta)
+    raw = _read_json(root / "metrics.json")
+    version = _check_schema(root / "metrics.json", raw)
+    run = Run(root=root, meta=meta, metrics=_as_run_metrics(raw, str(root / "metrics.json")))
+    if version < SCHEMA_VERSION and (root / "samples.parquet").exists():
+        from medbench.harness.stats.metrics import compute_metrics
+
+        stored = run.metrics
+        try:
+            run.metrics = compute_metrics(run.samples(), run.checkpoints, stored.methods.reference)
+        except ValueError as e:
+            raise RunDirError(
+                f"{root} is a schema-{version} run whose samples cannot be re-scored ({e}); re-run the benchmark "
+                f"into a new directory (`medbench bench ... --output NEW`)"
+            ) from e
+    return run

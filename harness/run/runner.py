@@ -1,10 +1,15 @@
 """``medbench bench``'s engine: every checkpoint × task through lm-eval, into one run directory.
 
 For each checkpoint the model is loaded once (``HFLM`` / ``VLLM``, an adapter on top unmerged), wrapped in
-lm-eval's sqlite request cache, and each task is run with :func:`lm_eval.evaluator.evaluate`
-(``log_samples=True``). lm-eval's per-sample log is graded by the task's grader
-(:func:`medbench.tasks.scoring.grade_doc`, with the checkpoint's own tokenizer as the token counter) into
-run-directory rows, written per finished pair, and lm-eval's own outputs are kept under ``lm_eval/``.
+lm-eval's sqlite request cache, and each task is run through :mod:`medbench.harness.run.evaluate` (the lm-eval
+path evaluation during training shares: :func:`lm_eval.evaluator.evaluate` with ``log_samples=True``, greedy,
+zero-shot). lm-eval's per-sample log is graded by the task's grader (:func:`medbench.tasks.scoring.grade_doc`,
+with the checkpoint's own tokenizer as the token counter) into run-directory rows, written per finished pair,
+and lm-eval's own outputs are kept under ``lm_eval/``.
+
+``--limit`` scores a fair sample (:mod:`medbench.harness.run.sampling`: seeded, stratified by label or
+subject), drawn once before any model loads, the same documents for every checkpoint, and recorded in
+run.json's ``sample`` (seed, method, doc ids per task); a resumed run checks it draws the same documents.
 
 Resume: a finished (checkpoint, task) pair is never recomputed; inside an unfinished pair, every generation
 that reached the request cache is reused. Decoding is greedy, so the resumed result equals an uninterrupted
@@ -29,45 +34,43 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
-from medbench.harness.run.checkpoints import CheckpointError, ResolvedCheckpoint, compute_content_hash, resolve_checkpoint
+from medbench.harness.run.checkpoints import (
+    CheckpointError,
+    ResolvedCheckpoint,
+    compute_content_hash,
+    resolve_checkpoint,
+)
+from medbench.harness.run.evaluate import (
+    PlannedTask,
+    default_chat_template,
+    grade_samples,
+    load_task,
+    make_task_manager,
+    plan_task,
+    run_task,
+    sample_task,
+)
 from medbench.harness.run.rundir import RunDirError, RunWriter, checkpoint_roles
 from medbench.harness.run.rundir import lineage_order as rundir_lineage_order
+from medbench.harness.run.sampling import TaskSample
 from medbench.harness.run.spec import BenchSpec, SpecError
+from medbench.tasks.errors import RUN_FAILED, MedbenchError
+
+__all__ = ["BenchError", "BenchOutcome", "DiskFullError", "PlannedTask", "default_chat_template", "run_bench"]
 
 #: Settings that change what a model is asked or how it answers: a resumed run must keep them.
 RESULT_SETTINGS = ("limit", "seed", "dtype", "load_in_4bit", "backend", "max_new_tokens", "chat_template",
                    "task_metadata")
 
 
-class BenchError(RuntimeError):
+class BenchError(MedbenchError):
     """The bench run can't start or go on; the message says why and what to do. Finished work is kept."""
+
+    exit_code = RUN_FAILED
 
 
 class DiskFullError(BenchError):
     pass
-
-
-@dataclass
-class PlannedTask:
-    """A leaf task with the options this run uses for it."""
-
-    spec: Any  # medbench.tasks.registry.TaskSpec
-    max_gen_toks: int | None
-    chat_template: bool
-    chat_template_explicit: bool
-
-    @property
-    def name(self) -> str:
-        return str(self.spec.name)
-
-    def to_meta(self) -> dict[str, Any]:
-        s = self.spec
-        return {
-            "name": s.name, "family": s.family, "group": s.group, "subgroup": getattr(s, "subgroup", None),
-            "version": s.version, "output_type": s.output_type, "layout": s.layout, "answer": s.answer,
-            "letters": getattr(s, "letters", None), "max_gen_toks": self.max_gen_toks,
-            "chat_template": self.chat_template,
-        }
 
 
 @dataclass
@@ -95,13 +98,6 @@ class BenchOutcome:
 # -- planning ---------------------------------------------------------------------------------------------
 
 
-def default_chat_template(task_spec: Any) -> bool:
-    """The recipes' own choice: the GRPO recipe talks to an instruct model through its chat template (system
-    prompt + user turn), the SFT recipe prompts raw text ending in ``<think>``, and loglikelihood tasks use
-    lm-eval's plain prompt (so that ``medbench_pubmedqa_ll`` reproduces lm-eval's number)."""
-    return task_spec.output_type == "generate_until" and task_spec.layout == "xml"
-
-
 def plan_tasks(spec: BenchSpec) -> list[PlannedTask]:
     """Expand groups to leaf tasks and attach each task's effective options. Unknown names fail here."""
     from medbench.tasks import registry
@@ -113,16 +109,9 @@ def plan_tasks(spec: BenchSpec) -> list[PlannedTask]:
         except registry.UnknownTaskError as e:
             raise SpecError(f"--tasks: {e}; see `medbench tasks`") from e
         for ts in specs:
-            name = ts.name
             explicit = opts.chat_template if opts.chat_template is not None else spec.chat_template
-            generative = ts.output_type == "generate_until"
-            planned[name] = PlannedTask(
-                spec=ts,
-                max_gen_toks=(opts.max_new_tokens or spec.max_new_tokens or ts.max_gen_toks) if generative
-                else None,
-                chat_template=explicit if explicit is not None else default_chat_template(ts),
-                chat_template_explicit=explicit is not None,
-            )
+            planned[ts.name] = plan_task(ts, max_new_tokens=opts.max_new_tokens or spec.max_new_tokens,
+                                         chat_template=explicit)
     return list(planned.values())
 
 
@@ -209,51 +198,56 @@ def _check_hash(previous: dict[str, Any] | None, ck: ResolvedCheckpoint, writer:
 # -- one (checkpoint, task) pair -----------------------------------------------------------------------------
 
 
-def _task_manager(spec: BenchSpec):
-    from lm_eval.tasks import TaskManager
-    from medbench.tasks import registry
+def draw_samples(spec: BenchSpec, tasks: list[PlannedTask], task_manager: Any) -> dict[str, TaskSample]:
+    """The documents each task scores under ``spec.limit`` (none: every document, an empty mapping), drawn
+    once for the whole run, before any model loads: every checkpoint scores the same ones."""
+    if spec.limit is None:
+        return {}
+    out = {}
+    for task in tasks:
+        try:
+            loaded = load_task(task_manager, task, seed=spec.seed)
+        except MedbenchError:
+            raise
+        except Exception as e:  # lm-eval could not build the task: say which, before any model is loaded
+            raise BenchError(f"task {task.name}: its documents could not be read to draw the --limit sample "
+                             f"({type(e).__name__}: {e})") from e
+        out[task.name] = sample_task(loaded, task, spec.limit, seed=spec.seed)
+    return out
 
-    metadata = dict(spec.task_metadata)
-    if spec.data_dir:
-        metadata["data_dir"] = spec.data_dir
-    return TaskManager(include_path=registry.include_path(), include_defaults=False, metadata=metadata or None)
+
+def sample_meta(spec: BenchSpec, samples: dict[str, TaskSample]) -> dict[str, Any] | None:
+    """run.json's ``sample``: how a limited run chose its documents, and which (per task, lm-eval doc ids)."""
+    if spec.limit is None:
+        return None
+    return {"limit": spec.limit, "seed": spec.seed,
+            "method": "seeded; stratified by subject where a task has several, else by gold label where the "
+                      "answer is yes/no/maybe or a letter; showcase documents always (medbench.harness.run."
+                      "sampling)",
+            "tasks": {name: s.to_meta() for name, s in samples.items()}}
 
 
-def _set_greedy(task_obj: Any, max_gen_toks: int | None) -> None:
-    """Greedy decoding, whatever the task YAML says, so a run is reproducible; the run's token limit."""
-    if task_obj.get_config("output_type") != "generate_until":
+def check_same_sample(previous: dict[str, Any], spec: BenchSpec, samples: dict[str, TaskSample], out: Path) -> None:
+    """A resumed limited run must score the documents it started with (else its pairs would not pair)."""
+    if spec.limit is None:
         return
-    kwargs: dict[str, Any] = {"do_sample": False, "temperature": 0.0}
-    if max_gen_toks:
-        kwargs["max_gen_toks"] = int(max_gen_toks)
-    task_obj.set_config(key="generation_kwargs", value=kwargs, update=True)
-
-
-def evaluate_pair(
-    lm: Any, cached_lm: Any, task_manager: Any, task: PlannedTask, spec: BenchSpec,
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Run one task through lm-eval on one loaded model; return (lm-eval results, logged samples)."""
-    from lm_eval.evaluator import evaluate
-
-    loaded = task_manager.load([task.name])
-    for task_obj in loaded["tasks"].values():
-        if task_obj.get_config("num_fewshot") is None:
-            task_obj.set_config(key="num_fewshot", value=0)
-        task_obj.set_fewshot_seed(seed=spec.seed)
-        _set_greedy(task_obj, task.max_gen_toks)
-    use_template = task.chat_template and bool(getattr(lm.tokenizer, "chat_template", None))
-    results = evaluate(
-        lm=cached_lm,
-        task_dict=loaded,
-        limit=spec.limit,
-        bootstrap_iters=0,
-        log_samples=True,
-        apply_chat_template=use_template,
-    )
-    if results is None:  # a non-zero rank under accelerate: rank 0 writes
-        return {}, []
-    samples = results.get("samples", {}).get(task.name, [])
-    return results, samples
+    before = previous.get("sample")
+    if before is None:
+        if previous.get("tasks"):
+            raise BenchError(
+                f"--output {out} holds a limited run from an older medbench, which scored the first "
+                f"{spec.limit} documents of each task; this one scores a seeded, stratified sample. Write this "
+                f"run to a new --output (the old one stays readable)."
+            )
+        return
+    changed = [name for name, s in samples.items()
+               if name in before.get("tasks", {}) and list(s.doc_ids) != before["tasks"][name].get("doc_ids")]
+    if changed:
+        raise BenchError(
+            f"--output {out}: the --limit sample of {', '.join(changed)} is not the one this run started with "
+            f"(the task's documents changed: another --data-dir or dataset version?). Resume it with the same "
+            f"data, or write this run to a new --output."
+        )
 
 
 # -- the run ----------------------------------------------------------------------------------------------
@@ -313,7 +307,8 @@ def run_bench(spec: BenchSpec, *, stream: TextIO | None = None, verbose: bool = 
               judge: Any = None) -> BenchOutcome:
     """Run the bench described by ``spec``; return what finished and what failed (see module docstring).
 
-    Raises :class:`SpecError` / :class:`CheckpointError` before anything runs, :class:`BenchError` when the
+    Raises (each a :class:`~medbench.tasks.errors.MedbenchError`) :class:`SpecError`, :class:`CheckpointError`,
+    ``BackendError`` or ``DataError`` (exit 2) before any model loads, and :class:`BenchError` (exit 1) when the
     run directory can't be used or the disk fills up (finished work kept).
     """
     _quiet_libraries(verbose)
@@ -340,13 +335,10 @@ class _BenchRun:
 
     # -- before any model is loaded --------------------------------------------------------------------------
     def prepare(self) -> None:
+        from medbench.harness.backends.lm_backends import check_backend
         from medbench.harness.run import environment
-        from medbench.harness.backends.lm_backends import BackendError, check_backend
 
-        try:
-            check_backend(self.spec)
-        except BackendError as e:
-            raise SpecError(str(e)) from e
+        check_backend(self.spec)  # a BackendError (exit 2) names what to install or drop
         self.tasks = plan_tasks(self.spec)
         self.checkpoints = resolve_all(self.spec)
         for ck in self.checkpoints:
@@ -371,6 +363,10 @@ class _BenchRun:
             raise
         if self.previous:
             check_resumable(self.previous, self.spec, self.tasks, self.checkpoints, out)
+        self.task_manager = make_task_manager(self.spec.data_dir, self.spec.task_metadata)
+        self.samples = draw_samples(self.spec, self.tasks, self.task_manager)
+        if self.previous:
+            check_same_sample(self.previous, self.spec, self.samples, out)
         self.hash_memo = self.writer.read_state("hashes")
         for ck in self.checkpoints:
             if ck.kind != "hub":  # a hub model is hashed once it is downloaded, after loading
@@ -393,6 +389,7 @@ class _BenchRun:
             "settings": _settings(self.spec),
             "checkpoints": checkpoint_entries(self.checkpoints),
             "tasks": [t.to_meta() for t in self.tasks],
+            "sample": sample_meta(self.spec, self.samples),
             "environment": self.env,
             "timings": self.timings,
             "errors": self.errors,
@@ -404,7 +401,6 @@ class _BenchRun:
 
         try:
             self.write_meta("running")
-            self.task_manager = _task_manager(self.spec)
             for index, ck in enumerate(self.checkpoints, 1):
                 self._run_checkpoint(index, ck)
                 _free_memory()
@@ -470,6 +466,8 @@ class _BenchRun:
             self.writer.write_state("hashes", self.hash_memo)
         self.timings.setdefault(ck.name, {})["load_s"] = round(time.monotonic() - t_load, 2)
         rank = int(getattr(lm, "rank", 0) or 0)
+        if hasattr(lm, "on_generated"):  # hf / medbench-fast count each generation's token ids: keep them
+            lm.on_generated = self.writer.generation_recorder(ck.name, rank)
         # vLLM reports results only when a call returns: feed it chunks so a crash loses at most one chunk
         # (hf and medbench-fast write each finished request to the cache themselves)
         chunk = None if resolve_backend(self.spec) != "vllm" or self.spec.vllm.data_parallel_size > 1 else 256
@@ -482,7 +480,6 @@ class _BenchRun:
 
     def _run_pair(self, cached: Any, ck: ResolvedCheckpoint, task: PlannedTask, label: str) -> None:
         from medbench.harness.run import sample_rows
-        from medbench.harness.backends.lm_backends import count_tokens_fn
         from medbench.harness.run.progress import PairProgress
 
         lm = cached.lm
@@ -495,13 +492,13 @@ class _BenchRun:
         progress = PairProgress(label=label, stream=self.stream) if rank == 0 else None
         cached.progress = progress
         t0 = time.monotonic()
-        results, samples = evaluate_pair(lm, cached, self.task_manager, task, self.spec)
+        sample = self.samples.get(task.name)
+        loaded = load_task(self.task_manager, task, seed=self.spec.seed)
+        results, samples = run_task(lm, loaded, task, doc_ids=sample.doc_ids if sample else None, cached_lm=cached)
         if rank != 0:
             return
-        rows = sample_rows.rows_from_samples(
-            samples, checkpoint=ck.name, task=task, count_tokens=count_tokens_fn(lm),
-            seconds_for=cached.request_seconds, judge=self.judge,
-        )
+        rows = grade_samples(lm, task, samples, checkpoint=ck.name, seconds_for=cached.request_seconds,
+                             judge=self.judge, generated=self.writer.read_generated(ck.name))
         sample_rows.save_lm_eval_outputs(self.writer.lm_eval_dir(ck.name), ck, task, results, samples)
         self.writer.write_pair(ck.name, task.name, rows)
         seconds = time.monotonic() - t0
@@ -525,7 +522,6 @@ def finalize(writer: RunWriter, spec: BenchSpec, tasks: list[PlannedTask],
              checkpoints: list[ResolvedCheckpoint]) -> dict[str, Any]:
     """Gather every finished pair into samples.parquet and compute metrics.json."""
     import pandas as pd
-
     from medbench.harness.stats.metrics import compute_metrics
 
     rows: list[dict[str, Any]] = []

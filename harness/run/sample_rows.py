@@ -1,23 +1,34 @@
 """lm-eval's per-sample log → run-directory rows (one per document), graded by the task's own grader.
 
 The raw completion is kept whole; the grader (through :mod:`medbench.tasks.scoring`) records what it
-extracted and from where. Token counts come from the evaluated checkpoint's tokenizer, and "hit the token
-limit" is decided from the completion's token count against the task's ``max_gen_toks``.
+extracted and from where. Each row is a :class:`~medbench.harness.run.records.SampleRow` (returned in its
+plain JSON form, which the runner writes to partial/ and then samples.parquet).
 
-Counting is batched: the completions of a (checkpoint, task) are counted in one tokenizer call, the documents
-are graded without a counter, and the reasoning and answer texts the grader measured
-(:func:`medbench.tasks.graders.measured_texts`, cut out at the record's spans) are counted in one more call.
-A fast tokenizer encodes a list in Rust on every core; one Python call per text cost ~900 µs a sample
-(benchmarks/results/cpu_postprocess.json). The numbers are the per-text counts, exactly.
+Generation facts. A generation's token count and whether it hit the token limit come from the **generated
+token ids** wherever the backend counted them (``hf`` and ``medbench-fast``: the counts are recorded per
+request by :class:`medbench.harness.backends.lm_backends.GeneratedTokenCounts` and kept in the run directory,
+keyed by :func:`request_key`); ``completion_tokens_source`` says "generated". Where no count exists (vLLM,
+another rank's requests of an older run), the documented fallback is the completion text re-counted with the
+evaluated model's tokenizer, and "hit the limit" is that count reaching the task's ``max_gen_toks``
+(``completion_tokens_source`` "tokenizer"): a re-tokenisation can differ from the generated ids by a few
+tokens either way, which is why it is only the fallback.
+
+Counting is batched: the completions of a (checkpoint, task) that need a re-count are counted in one
+tokenizer call, the documents are graded without a counter, and the reasoning and answer texts the grader
+measured (:func:`medbench.tasks.graders.measured_texts`, cut out at the record's spans) are counted in one
+more call. A fast tokenizer encodes a list in Rust on every core; one Python call per text cost ~900 µs a
+sample (benchmarks/results/cpu_postprocess.json). The numbers are the per-text counts, exactly.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from medbench.harness.run.records import SAMPLE_COLUMNS, GeneratedTokens, SampleRow
 
 TokenCounter = Callable[[str], int]
 SecondsFor = Callable[[str, Any], "float | None"]
@@ -25,6 +36,17 @@ SecondsFor = Callable[[str, Any], "float | None"]
 #: Texts per tokenizer call: large enough to keep every core busy, small enough that the token ids of long
 #: chain-of-thought completions (kept as Python lists by transformers) never pile up in memory.
 BATCH = 1024
+
+#: Grade-record fields the run directory does not keep: ``lenient_extracted`` always equals ``extracted``.
+DROPPED_GRADE_FIELDS: frozenset[str] = frozenset({"lenient_extracted"})
+
+
+def request_key(args: Sequence[Any]) -> str:
+    """The key of one generation request ``(context, gen_kwargs)``: lm-eval's request-cache hash, so the
+    backend's token counts, the request cache and the per-request timings all name a request the same way."""
+    from lm_eval.api.model import hash_args
+
+    return hash_args("generate_until", tuple(args))
 
 
 class TokenizerCounter:
@@ -82,11 +104,15 @@ def rows_from_samples(
     count_tokens: TokenCounter,
     seconds_for: SecondsFor,
     judge: Any = None,
+    generated: Mapping[str, GeneratedTokens] | None = None,
 ) -> list[dict[str, Any]]:
-    """Grade each logged sample and return rows with the columns of :data:`rundir.SAMPLE_COLUMNS`.
+    """Grade each logged sample and return rows: :class:`~medbench.harness.run.records.SampleRow` objects in
+    their plain form (keys :data:`~medbench.harness.run.records.SAMPLE_COLUMNS`).
 
     ``count_tokens`` is the evaluated model's tokenizer as a counter; give it a ``many`` method (use
-    :class:`TokenizerCounter`) and every text of the task is counted in a few batched calls.
+    :class:`TokenizerCounter`) and every text of the task is counted in a few batched calls. ``generated``
+    holds the backend's counts of the generated token ids by :func:`request_key` (``RunWriter.read_generated``);
+    a generation it lacks is re-counted from its text (see the module docstring).
     """
     from medbench.tasks import scoring
     from medbench.tasks.graders import as_text, measured_texts
@@ -96,12 +122,23 @@ def rows_from_samples(
     generative = spec.output_type == "generate_until"
     if generative:
         completions = [s["resps"][0][0] for s in docs]
-        n_tokens = count_many(count_tokens, [as_text(c) for c in completions])
+        counted = [generated.get(request_key(s["arguments"][0])) if generated else None for s in docs]
+        recount = [i for i, c in enumerate(counted) if c is None]
+        recounted = dict(zip(recount, count_many(count_tokens, [as_text(completions[i]) for i in recount])))
         limit = int(task.max_gen_toks) if task.max_gen_toks else None
+        n_tokens: list[int] = []
+        hit_limit: list[bool | None] = []
+        for i, c in enumerate(counted):
+            if c is not None:
+                n_tokens.append(c.n_tokens)
+                hit_limit.append(c.hit_limit)
+            else:
+                n_tokens.append(recounted[i])
+                hit_limit.append(None if limit is None else recounted[i] >= limit)
         kwargs: dict[str, Any] = {} if judge is None else {"judge": judge}
         records = [
-            scoring.grade_doc(spec, s["doc"], completion, hit_token_limit=limit is not None and n >= limit, **kwargs)
-            for s, completion, n in zip(docs, completions, n_tokens)
+            scoring.grade_doc(spec, s["doc"], completion, hit_token_limit=hit, **kwargs)
+            for s, completion, hit in zip(docs, completions, hit_limit)
         ]
         # The texts the grader measured, counted in one go: reasoning first, then answers.
         measured = [measured_texts(c, r) for c, r in zip(completions, records)]
@@ -112,43 +149,53 @@ def rows_from_samples(
         doc = s["doc"]
         args = [tuple(a) for a in s["arguments"]]
         info = scoring.doc_info(spec, doc)
-        extra: dict[str, Any] = {}
+        facts: dict[str, Any] = {}
         if generative:
-            record, completion, completion_tokens = records[i], completions[i], n_tokens[i]
+            record, completion = records[i], completions[i]
             seconds = seconds_for("generate_until", args[0])
+            facts.update(completion_tokens=n_tokens[i],
+                         completion_tokens_source="generated" if counted[i] is not None else "tokenizer")
         else:
             lls = [float(r[0][0]) for r in s["resps"]]
             record = scoring.grade_loglikelihood(spec, doc, lls)
             completion = str(record.extracted)  # nothing is generated: the choice the model found most likely
-            completion_tokens = None
-            extra["loglikelihoods"] = json.dumps(lls)
+            facts["loglikelihoods"] = json.dumps(lls)
             parts = [seconds_for("loglikelihood", a) for a in args]
             seconds = sum(p for p in parts if p is not None) if any(p is not None for p in parts) else None
-        rec = record.to_dict()
+        rec = _grade_fields(record.to_dict(), spec.name)
         if generative:
             rec["reasoning_tokens"], rec["answer_tokens"] = reasoning_tokens[i], answer_tokens[i]
         target = info.get("target")
-        row = {
-            "checkpoint": checkpoint,
-            "task": spec.name,
-            "group": spec.group,
-            "subgroup": info.get("subgroup", getattr(spec, "subgroup", None)),
-            "doc_id": s["doc_id"],
-            "doc_key": info["doc_key"],
-            "showcase": bool(info.get("showcase", False)),
-            "task_version": spec.version,
-            "prompt": args[0][0],
-            "completion": completion,
-            "question": info.get("question"),
-            **{k: v for k, v in rec.items() if k != "target"},
-            "target": target if target is not None else rec.get("target"),
-            "completion_tokens": completion_tokens,
-            "gen_time_s": None if seconds is None else round(float(seconds), 6),
-            "lm_eval_doc_hash": s.get("doc_hash"),
-            **extra,
-        }
-        rows.append(row)
+        rec["target"] = target if target is not None else rec.get("target")
+        row = SampleRow(
+            checkpoint=checkpoint,
+            task=spec.name,
+            group=spec.group,
+            subgroup=info.get("subgroup", getattr(spec, "subgroup", None)),
+            doc_id=s["doc_id"],
+            doc_key=info["doc_key"],
+            showcase=bool(info.get("showcase", False)),
+            task_version=spec.version,
+            prompt=args[0][0],
+            completion=completion,
+            question=info.get("question"),
+            gen_time_s=None if seconds is None else round(float(seconds), 6),
+            lm_eval_doc_hash=s.get("doc_hash"),
+            **rec,
+            **facts,
+        )
+        rows.append(row.to_dict())
     return rows
+
+
+def _grade_fields(record: dict[str, Any], task: str) -> dict[str, Any]:
+    """The grade record's fields that are sample columns. A field that is neither a column nor dropped on
+    purpose is an error, so a grader field can never go missing from the run directory unnoticed."""
+    unknown = sorted(set(record) - set(SAMPLE_COLUMNS) - DROPPED_GRADE_FIELDS)
+    if unknown:
+        raise ValueError(f"{task}: the grade record has fields {unknown} that samples.parquet has no column for; "
+                         f"add them to medbench.harness.run.records.SampleRow")
+    return {k: v for k, v in record.items() if k not in DROPPED_GRADE_FIELDS}
 
 
 def save_lm_eval_outputs(directory: Path, ck: Any, task: Any, results: dict[str, Any],

@@ -34,69 +34,160 @@ lineage (a checkpoint that another one's provenance names as its parent is the b
 
 from __future__ import annotations
 
-import difflib
 import os
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from medbench.tasks.errors import MedbenchError, did_you_mean
+from medbench.tasks.provenance import ROLES
 
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 #: ``auto`` (the default) is medbench-fast on a CUDA GPU and stock hf on a CPU (see
 #: medbench.harness.backends.lm_backends.resolve_backend for why, with the measured numbers).
 BACKENDS = ("auto", "hf", "vllm", "medbench-fast")
-#: Lineage roles a checkpoint can have (provenance, the spec's ``role``, or its name).
-ROLES = ("base", "sft", "grpo")
-
-#: Spec-file keys at the top level, with what each one holds (used in error messages).
-TOP_KEYS: dict[str, str] = {
-    "checkpoints": "a mapping NAME: SOURCE (or NAME: {source|adapter, base, revision, role})",
-    "tasks": "a list of task or group names, or {name, max_new_tokens, chat_template} entries",
-    "limit": "documents per task: a positive integer, or a fraction in (0, 1)",
-    "data_dir": "a local data directory (instead of the Hugging Face hub)",
-    "batch_size": "an integer, 'auto' or 'auto:N'",
-    "dtype": "one of " + ", ".join(DTYPES),
-    "load_in_4bit": "true or false",
-    "max_new_tokens": "a positive integer (every generative task; a task entry may override it)",
-    "chat_template": "true or false: the default for tasks that don't say (default: decided per task)",
-    "seed": "an integer",
-    "output": "the run directory",
-    "backend": "one of " + ", ".join(BACKENDS),
-    "device": "a torch device such as cuda, cuda:1 or cpu (default: the first GPU, else the CPU)",
-    "trust_remote_code": "true or false (default false)",
-    "reference": "the checkpoint that others are compared with (default: provenance role 'base', else first)",
-    "vllm": "vLLM options: {tensor_parallel_size, data_parallel_size, gpu_memory_utilization, max_model_len}",
-    "task_metadata": "a mapping passed to every task's lm-eval metadata (e.g. {sft_train_rows: 1})",
-}
-CHECKPOINT_KEYS = ("source", "adapter", "base", "revision", "role")
-TASK_KEYS = ("name", "max_new_tokens", "chat_template")
-VLLM_KEYS = ("tensor_parallel_size", "data_parallel_size", "gpu_memory_utilization", "max_model_len")
+#: What ``limit`` takes (the spec key and ``--limit``).
+LIMIT_FORMS = "documents per task: a positive integer, or a fraction in (0, 1]"
 
 
-class SpecError(ValueError):
+class SpecError(MedbenchError):
     """The bench spec (file or flags) is invalid; the message names where, what, and the expected form."""
 
 
-def _did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=3, cutoff=0.6)
-    return f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+# -- value checks: (value, where) -> the checked value, or a SpecError naming where -------------------------
+
+Check = Callable[[Any, str], Any]
+
+
+def _str(value: Any, where: str) -> str:
+    return str(value)
+
+
+def _bool(value: Any, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise SpecError(f"{where}: expected true or false, got {value!r}")
+
+
+def _pos_int(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise SpecError(f"{where}: expected a positive integer, got {value!r}")
+    return value
+
+
+def _int(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SpecError(f"{where}: expected an integer, got {value!r}")
+    return value
+
+
+def _unit_fraction(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise SpecError(f"{where}: expected a number in (0, 1], got {value!r}")
+    return float(value)
+
+
+def _limit(value: Any, where: str) -> int | float:
+    """A count (``20``) or a fraction (``0.25``; ``1.0`` = all): written with a point, a fraction."""
+    given = value
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = float(text) if any(c in text for c in ".eE") else int(text)
+        except ValueError:
+            raise SpecError(f"{where}: expected {LIMIT_FORMS}, got {given!r}") from None
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    if isinstance(value, float) and 0 < value <= 1:
+        return value
+    if isinstance(value, float) and value > 1 and value.is_integer():
+        raise SpecError(f"{where}: expected {LIMIT_FORMS}, got {given!r}: a fraction is at most 1; for "
+                        f"{int(value)} documents write {int(value)}")
+    raise SpecError(f"{where}: expected {LIMIT_FORMS}, got {given!r}")
+
+
+def check_limit(value: Any, where: str) -> int | float:
+    """``--limit`` / ``limit:`` checked: the count or fraction it means, or a :class:`SpecError` naming
+    ``where`` (for a command that must check it before it builds the whole spec, as ``medbench demo``)."""
+    return _limit(value, where)
+
+
+def _batch_size(value: Any, where: str) -> int | str:
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    if isinstance(value, str) and (value == "auto" or (value.startswith("auto:") and value[5:].isdigit())):
+        return value
+    raise SpecError(f"{where}: expected an integer, 'auto' or 'auto:N', got {value!r}")
+
+
+def _choice(value: Any, choices: tuple[str, ...], where: str) -> str:
+    if value not in choices:
+        raise SpecError(f"{where}: {value!r} is not one of {', '.join(choices)}"
+                        f"{did_you_mean(str(value), choices)}")
+    return str(value)
+
+
+def _one_of(choices: tuple[str, ...]) -> Check:
+    return lambda value, where: _choice(value, choices, where)
+
+
+def _directory(value: Any, where: str) -> str:
+    return str(Path(os.path.expanduser(str(value))).resolve())
+
+
+def _task_metadata(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, Mapping) or "data_dir" in value:
+        raise SpecError(f"{where}: expected a mapping of lm-eval task metadata (data_dir has its own key)")
+    return dict(value)
+
+
+def option(default: Any = None, *, doc: str, check: Check | None = None, flag: bool = True,
+           factory: Callable[[], Any] | None = None) -> Any:
+    """A spec field: its default, what it holds (``doc``: error messages and :data:`TOP_KEYS` say it), how a
+    value is checked (``check(value, where)``), and whether a ``--flag`` of the same name overrides it."""
+    meta = {"doc": doc, "check": check, "flag": flag}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def _options(cls: type, value: Any, where: str, *, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A YAML mapping of one of the option dataclasses below, checked field by field: unknown keys name the
+    closest one, every value goes through its field's check."""
+    keys = [f.name for f in fields(cls) if f.name not in skip]
+    if not isinstance(value, Mapping):
+        raise SpecError(f"{where}: expected a mapping with keys {', '.join(keys)}, "
+                        f"got {type(value).__name__}")
+    for key in value:
+        if key not in keys:
+            raise SpecError(f"{where}: unknown key {key!r}{did_you_mean(str(key), keys)}; "
+                            f"valid keys: {', '.join(keys)}")
+    out: dict[str, Any] = {}
+    for f in fields(cls):
+        if f.name in value and value[f.name] is not None and f.metadata.get("check"):
+            out[f.name] = f.metadata["check"](value[f.name], f"{where}.{f.name}")
+    return out
 
 
 @dataclass(frozen=True)
 class CheckpointSpec:
     """A named checkpoint as the user wrote it, before it is resolved (see :mod:`.checkpoints`).
 
-    Exactly one of ``source`` (a hub id or a local directory: a full model or an adapter) and ``adapter`` is
-    set; ``base`` optionally names the base model of an adapter; ``role`` (base / sft / grpo) states the
-    checkpoint's place in the lineage when no provenance file does.
+    Exactly one of ``source`` and ``adapter`` is set.
     """
 
-    name: str
-    source: str | None = None
-    adapter: str | None = None
-    base: str | None = None
-    revision: str | None = None
-    role: str | None = None
+    name: str = option(doc="the checkpoint's label in the run and the report (letters, digits, - _ .)")
+    source: str | None = option(doc="a hub id or a local directory: a full model or a LoRA adapter",
+                                check=_str)
+    adapter: str | None = option(doc="a LoRA adapter (hub id or directory), evaluated without merging",
+                                 check=_str)
+    base: str | None = option(doc="the base model of an adapter (default: adapter_config.json's)", check=_str)
+    revision: str | None = option(doc="a hub revision (branch, tag or commit)", check=_str)
+    role: str | None = option(doc="base, sft or grpo: its place in the lineage when no provenance file says",
+                              check=_one_of(ROLES))
 
     def describe(self) -> str:
         if self.adapter:
@@ -110,40 +201,59 @@ class CheckpointSpec:
 class TaskOptions:
     """One task (or group, expanded later) and its per-task overrides."""
 
-    name: str
-    max_new_tokens: int | None = None
-    chat_template: bool | None = None
+    name: str = option(doc="a task or group name (see `medbench tasks`)", check=_str)
+    max_new_tokens: int | None = option(doc="this task's token limit", check=_pos_int)
+    chat_template: bool | None = option(doc="apply the tokenizer's chat template for this task", check=_bool)
 
 
 @dataclass(frozen=True)
 class VllmOptions:
-    tensor_parallel_size: int = 1
-    data_parallel_size: int = 1
-    gpu_memory_utilization: float = 0.9
-    max_model_len: int | None = None
+    """How the vllm backend runs (each also a flag: ``--tensor-parallel-size`` …)."""
+
+    tensor_parallel_size: int = option(1, doc="GPUs one model copy is split over", check=_pos_int)
+    data_parallel_size: int = option(1, doc="model copies, each on its own GPUs", check=_pos_int)
+    gpu_memory_utilization: float = option(0.9, doc="vLLM's share of GPU memory", check=_unit_fraction)
+    max_model_len: int | None = option(doc="the longest sequence vLLM plans memory for", check=_pos_int)
+
+
+def _vllm_forms() -> str:
+    return "{" + ", ".join(f.name for f in fields(VllmOptions)) + "}"
 
 
 @dataclass(frozen=True)
 class BenchSpec:
-    """Everything ``medbench bench`` needs to know, validated."""
+    """Everything ``medbench bench`` needs to know, validated. Each field is a spec-file key (and, where
+    ``flag``, a ``--flag``); its ``doc`` is what error messages say it takes."""
 
-    checkpoints: tuple[CheckpointSpec, ...]
-    tasks: tuple[TaskOptions, ...]
-    limit: int | float | None = None
-    data_dir: str | None = None
-    batch_size: int | str = "auto"
-    dtype: str = "auto"
-    load_in_4bit: bool = False
-    max_new_tokens: int | None = None
-    chat_template: bool | None = None
-    seed: int = 1234
-    output: str | None = None
-    backend: str = "auto"
-    device: str | None = None
-    trust_remote_code: bool = False
-    reference: str | None = None
-    vllm: VllmOptions = field(default_factory=VllmOptions)
-    task_metadata: dict[str, Any] = field(default_factory=dict)
+    checkpoints: tuple[CheckpointSpec, ...] = option(
+        (), flag=False, doc="a mapping NAME: SOURCE (or NAME: {source|adapter, base, revision, role})")
+    tasks: tuple[TaskOptions, ...] = option(
+        (), flag=False, doc="a list of task or group names, or {name, max_new_tokens, chat_template} entries")
+    limit: int | float | None = option(
+        doc=LIMIT_FORMS + " (a seeded sample that keeps each task's label mix)", check=_limit)
+    data_dir: str | None = option(
+        doc="a local data directory (instead of the Hugging Face hub)", check=_directory)
+    batch_size: int | str = option("auto", doc="an integer, 'auto' or 'auto:N'", check=_batch_size)
+    dtype: str = option("auto", doc="one of " + ", ".join(DTYPES), check=_one_of(DTYPES))
+    load_in_4bit: bool = option(False, doc="true or false", check=_bool)
+    max_new_tokens: int | None = option(
+        doc="a positive integer (every generative task; a task entry may override it)", check=_pos_int)
+    chat_template: bool | None = option(
+        doc="true or false: the default for tasks that don't say (default: decided per task)", check=_bool)
+    seed: int = option(1234, doc="an integer: the sample --limit takes, and lm-eval's seeds", check=_int)
+    output: str | None = option(doc="the run directory", check=_str)
+    backend: str = option("auto", doc="one of " + ", ".join(BACKENDS), check=_one_of(BACKENDS))
+    device: str | None = option(
+        doc="a torch device such as cuda, cuda:1 or cpu (default: the first GPU, else the CPU)", check=_str)
+    trust_remote_code: bool = option(False, doc="true or false (default false)", check=_bool)
+    reference: str | None = option(
+        doc="the checkpoint that others are compared with (default: provenance role 'base', else first)",
+        check=_str)
+    vllm: VllmOptions = option(  # noqa: RUF009 - option() returns a dataclasses.field with a default_factory
+        factory=VllmOptions, flag=False, doc="vLLM options: " + _vllm_forms())
+    task_metadata: dict[str, Any] = option(  # noqa: RUF009 - the same
+        factory=dict, flag=False, check=_task_metadata,
+        doc="a mapping passed to every task's lm-eval metadata (e.g. {sft_train_rows: 1})")
 
     def checkpoint(self, name: str) -> CheckpointSpec:
         for c in self.checkpoints:
@@ -160,6 +270,16 @@ class BenchSpec:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly form for run.json (no secrets: tokens are never part of a spec)."""
         return asdict(self)
+
+
+#: Spec-file keys at the top level, with what each one holds (used in error messages): the fields above.
+TOP_KEYS: dict[str, str] = {f.name: f.metadata["doc"] for f in fields(BenchSpec)}
+CHECKPOINT_KEYS: tuple[str, ...] = tuple(f.name for f in fields(CheckpointSpec) if f.name != "name")
+TASK_KEYS: tuple[str, ...] = tuple(f.name for f in fields(TaskOptions))
+VLLM_KEYS: tuple[str, ...] = tuple(f.name for f in fields(VllmOptions))
+#: The keys ``medbench bench`` flags override (``--max-new-tokens`` -> ``max_new_tokens``); ``--checkpoint``
+#: and ``--tasks`` are handled apart (they add to and replace lists).
+FLAG_KEYS: tuple[str, ...] = tuple(f.name for f in fields(BenchSpec) if f.metadata["flag"]) + VLLM_KEYS
 
 
 # -- parsing ---------------------------------------------------------------------------------------------
@@ -207,15 +327,9 @@ def _checkpoint_from_yaml(name: Any, value: Any, where: str) -> CheckpointSpec:
     if not isinstance(value, Mapping):
         raise SpecError(f"{where}: expected a source string or a mapping with keys {CHECKPOINT_KEYS}, "
                         f"got {type(value).__name__}")
-    for key in value:
-        if key not in CHECKPOINT_KEYS:
-            raise SpecError(f"{where}: unknown key {key!r}{_did_you_mean(str(key), CHECKPOINT_KEYS)}; "
-                            f"valid keys: {', '.join(CHECKPOINT_KEYS)}")
-    vals = {k: (None if value.get(k) is None else str(value[k])) for k in CHECKPOINT_KEYS}
-    if bool(vals["source"]) == bool(vals["adapter"]):
+    vals = _options(CheckpointSpec, value, where, skip=("name",))
+    if bool(vals.get("source")) == bool(vals.get("adapter")):
         raise SpecError(f"{where}: give exactly one of 'source' (a model or adapter) and 'adapter'")
-    if vals["role"] is not None:
-        vals["role"] = _choice(vals["role"], ROLES, f"{where}.role")
     return CheckpointSpec(name=name, **vals)
 
 
@@ -235,18 +349,6 @@ def _checkpoints_from_yaml(value: Any, where: str) -> list[CheckpointSpec]:
     return out
 
 
-def _bool(value: Any, where: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    raise SpecError(f"{where}: expected true or false, got {value!r}")
-
-
-def _pos_int(value: Any, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise SpecError(f"{where}: expected a positive integer, got {value!r}")
-    return value
-
-
 def _tasks_from_yaml(value: Any, where: str) -> list[TaskOptions]:
     if isinstance(value, str):
         value = [v.strip() for v in value.split(",") if v.strip()]
@@ -260,77 +362,12 @@ def _tasks_from_yaml(value: Any, where: str) -> list[TaskOptions]:
             continue
         if not isinstance(item, Mapping) or "name" not in item:
             raise SpecError(f"{at}: expected a task name or a mapping with a 'name'")
-        for key in item:
-            if key not in TASK_KEYS:
-                raise SpecError(f"{at}: unknown key {key!r}{_did_you_mean(str(key), TASK_KEYS)}; "
-                                f"valid keys: {', '.join(TASK_KEYS)}")
-        mnt = item.get("max_new_tokens")
-        ct = item.get("chat_template")
-        out.append(TaskOptions(
-            name=str(item["name"]),
-            max_new_tokens=None if mnt is None else _pos_int(mnt, f"{at}.max_new_tokens"),
-            chat_template=None if ct is None else _bool(ct, f"{at}.chat_template"),
-        ))
+        out.append(TaskOptions(**_options(TaskOptions, item, at)))
     names = [t.name for t in out]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise SpecError(f"{where}: task {dupes[0]!r} is listed twice")
     return out
-
-
-def _limit(value: Any, where: str) -> int | float:
-    if isinstance(value, bool):
-        raise SpecError(f"{where}: expected {TOP_KEYS['limit']}, got {value!r}")
-    if isinstance(value, str):
-        try:
-            value = float(value) if "." in value else int(value)
-        except ValueError:
-            raise SpecError(f"{where}: expected {TOP_KEYS['limit']}, got {value!r}") from None
-    if isinstance(value, int) and value > 0:
-        return value
-    if isinstance(value, float) and 0 < value < 1:
-        return value
-    if isinstance(value, float) and value >= 1 and value.is_integer():
-        return int(value)
-    raise SpecError(f"{where}: expected {TOP_KEYS['limit']}, got {value!r}")
-
-
-def _batch_size(value: Any, where: str) -> int | str:
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value
-    if isinstance(value, str) and (value == "auto" or (value.startswith("auto:") and value[5:].isdigit())):
-        return value
-    raise SpecError(f"{where}: expected {TOP_KEYS['batch_size']}, got {value!r}")
-
-
-def _choice(value: Any, choices: tuple[str, ...], where: str) -> str:
-    if value not in choices:
-        raise SpecError(f"{where}: {value!r} is not one of {', '.join(choices)}"
-                        f"{_did_you_mean(str(value), choices)}")
-    return str(value)
-
-
-def _vllm(value: Any, where: str) -> VllmOptions:
-    if not isinstance(value, Mapping):
-        raise SpecError(f"{where}: expected {TOP_KEYS['vllm']}")
-    for key in value:
-        if key not in VLLM_KEYS:
-            raise SpecError(f"{where}: unknown key {key!r}{_did_you_mean(str(key), VLLM_KEYS)}; "
-                            f"valid keys: {', '.join(VLLM_KEYS)}")
-    opts = VllmOptions()
-    for key in ("tensor_parallel_size", "data_parallel_size"):
-        if value.get(key) is not None:
-            opts = replace(opts, **{key: _pos_int(value[key], f"{where}.{key}")})
-    if value.get("max_model_len") is not None:
-        opts = replace(opts, max_model_len=_pos_int(value["max_model_len"], f"{where}.max_model_len"))
-    gmu = value.get("gpu_memory_utilization")
-    if gmu is not None:
-        if isinstance(gmu, bool) or not isinstance(gmu, (int, float)) or not 0 < gmu <= 1:
-            raise SpecError(f"{where}.gpu_memory_utilization: expected a number in (0, 1], got {gmu!r}")
-        opts = replace(opts, gpu_memory_utilization=float(gmu))
-    return opts
 
 
 def load_spec_file(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -350,7 +387,7 @@ def load_spec_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise SpecError(f"{p}: expected a mapping with keys such as {', '.join(list(TOP_KEYS)[:4])}, ...")
     for key in data:
         if key not in TOP_KEYS:
-            raise SpecError(f"{p}: unknown key {key!r}{_did_you_mean(str(key), tuple(TOP_KEYS))}; "
+            raise SpecError(f"{p}: unknown key {key!r}{did_you_mean(str(key), TOP_KEYS)}; "
                             f"valid keys: {', '.join(TOP_KEYS)}")
     # Relative paths in a committed spec are relative to the spec file, not to the working directory.
     base_dir = p.resolve().parent
@@ -361,17 +398,23 @@ def load_spec_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     return data
 
 
-def build_spec(file_data: Mapping[str, Any] | None = None, overrides: Mapping[str, Any] | None = None) -> BenchSpec:
+def build_spec(file_data: Mapping[str, Any] | None = None,
+               overrides: Mapping[str, Any] | None = None) -> BenchSpec:
     """Validate a spec from file data (:func:`load_spec_file`) and command-line overrides.
 
-    ``overrides`` uses the same keys as the file; ``None`` values mean "not given". Override rules:
-    ``checkpoints`` given on the command line replace the file's checkpoint of the same name and append new
-    ones; ``tasks`` replace the file's task list (per-task options from the file are kept for tasks named
-    in both); any other key replaces the file's value.
+    ``overrides`` uses the same keys as the file (and the flat vLLM keys of :data:`FLAG_KEYS`); ``None``
+    values mean "not given". Override rules: ``checkpoints`` given on the command line replace the file's
+    checkpoint of the same name and append new ones; ``tasks`` replace the file's task list (per-task options
+    from the file are kept for tasks named in both); any other key replaces the file's value. Every value is
+    checked by its field's check (:class:`BenchSpec`).
     """
     data = dict(file_data or {})
     where_file = str(data.pop("__file__", "spec"))
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    for key in overrides:
+        if key not in TOP_KEYS and key not in VLLM_KEYS:
+            raise SpecError(f"unknown spec option {key!r}{did_you_mean(key, FLAG_KEYS)}; "
+                            f"options: {', '.join(TOP_KEYS)}")
 
     checkpoints = _checkpoints_from_yaml(data["checkpoints"], f"{where_file}: checkpoints") \
         if data.get("checkpoints") is not None else []
@@ -401,48 +444,20 @@ def build_spec(file_data: Mapping[str, Any] | None = None, overrides: Mapping[st
         return f"--{key.replace('_', '-')}" if key in overrides else f"{where_file}: {key}"
 
     kwargs: dict[str, Any] = {}
-    if merged.get("limit") is not None:
-        kwargs["limit"] = _limit(merged["limit"], at("limit"))
-    if merged.get("data_dir") is not None:
-        kwargs["data_dir"] = str(Path(os.path.expanduser(str(merged["data_dir"]))).resolve())
-    if merged.get("batch_size") is not None:
-        kwargs["batch_size"] = _batch_size(merged["batch_size"], at("batch_size"))
-    if merged.get("dtype") is not None:
-        kwargs["dtype"] = _choice(merged["dtype"], DTYPES, at("dtype"))
-    for key in ("load_in_4bit", "trust_remote_code", "chat_template"):
-        if merged.get(key) is not None:
-            kwargs[key] = _bool(merged[key], at(key))
-    if merged.get("max_new_tokens") is not None:
-        kwargs["max_new_tokens"] = _pos_int(merged["max_new_tokens"], at("max_new_tokens"))
-    if merged.get("seed") is not None:
-        seed = merged["seed"]
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise SpecError(f"{at('seed')}: expected an integer, got {seed!r}")
-        kwargs["seed"] = seed
-    if merged.get("output") is not None:
-        kwargs["output"] = str(merged["output"])
-    if merged.get("backend") is not None:
-        kwargs["backend"] = _choice(merged["backend"], BACKENDS, at("backend"))
-    if merged.get("device") is not None:
-        kwargs["device"] = str(merged["device"])
-    if merged.get("reference") is not None:
-        ref = str(merged["reference"])
-        if ref not in names:
-            raise SpecError(f"{at('reference')}: {ref!r} is not a checkpoint{_did_you_mean(ref, names)}; "
-                            f"checkpoints: {', '.join(names)}")
-        kwargs["reference"] = ref
-    vllm_data = dict(merged.get("vllm") or {})
-    for key in VLLM_KEYS:  # flat command-line overrides, e.g. --tensor-parallel-size
-        if overrides.get(key) is not None:
-            vllm_data[key] = overrides[key]
-    if vllm_data:
-        kwargs["vllm"] = _vllm(vllm_data, at("vllm"))
-    if merged.get("task_metadata") is not None:
-        tm = merged["task_metadata"]
-        if not isinstance(tm, Mapping) or "data_dir" in tm:
-            raise SpecError(f"{at('task_metadata')}: expected a mapping of lm-eval task metadata (data_dir has "
-                            f"its own key)")
-        kwargs["task_metadata"] = dict(tm)
+    for f in fields(BenchSpec):
+        if f.name in ("checkpoints", "tasks", "vllm") or merged.get(f.name) is None:
+            continue
+        kwargs[f.name] = f.metadata["check"](merged[f.name], at(f.name))
+    if kwargs.get("reference") is not None and kwargs["reference"] not in names:
+        ref = kwargs["reference"]
+        raise SpecError(f"{at('reference')}: {ref!r} is not a checkpoint{did_you_mean(ref, names)}; "
+                        f"checkpoints: {', '.join(names)}")
+    vllm = _options(VllmOptions, merged.get("vllm") or {}, at("vllm"))
+    for f in fields(VllmOptions):  # flat command-line overrides, e.g. --tensor-parallel-size
+        if overrides.get(f.name) is not None:
+            vllm[f.name] = f.metadata["check"](overrides[f.name], at(f.name))
+    if vllm:
+        kwargs["vllm"] = VllmOptions(**vllm)
     spec = BenchSpec(checkpoints=tuple(checkpoints), tasks=tuple(tasks), **kwargs)
     if spec.load_in_4bit and spec.dtype == "float32":
         raise SpecError(f"{at('load_in_4bit')}: 4-bit loading computes in float16/bfloat16; "

@@ -1,69 +1,79 @@
 """The terminal summary printed at the end of ``medbench bench`` / ``medbench demo``.
 
-It shows metrics.json as computed (no statistic is recomputed here): per task and checkpoint, accuracy with
-its 95% CI, the difference to the reference with its paired CI and McNemar p, and the rates that tell a
-format failure apart from a reasoning failure.
+It shows metrics.json as computed (no statistic is recomputed here): per task and checkpoint, accuracy (the
+primary reading) with its 95% CI and the flexible reading beside it, the difference to the reference with its
+paired CI and McNemar p, the rates that tell a format failure apart from a reasoning failure, and the median
+reasoning and completion lengths in the run's one length unit. A number that does not apply (the format rates
+of a loglikelihood task, the flexible reading of an older run) shows as "—", never as 100% or 0.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
+
+from medbench.harness.run.records import RunMetrics, TaskMetrics
+
+#: What a number that does not apply (or was not measured) shows as.
+NOT_APPLICABLE = "—"
+_UNIT_SHORT = {"tokens": "tok", "words": "words"}
 
 
 def _pct(x: float | None, digits: int = 1) -> str:
-    return "-" if x is None else f"{100 * x:.{digits}f}%"
+    return NOT_APPLICABLE if x is None else f"{100 * x:.{digits}f}%"
 
 
 def _pp(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:+.1f}"
+    return NOT_APPLICABLE if x is None else f"{100 * x:+.1f}"
 
 
-def _length(rec: dict[str, Any]) -> str:
-    med = rec.get("reasoning_tokens_median")
-    if med is None:
-        return "-"
-    unit = "tok" if rec.get("reasoning_length_unit", "tokens") == "tokens" else "words"
-    return f"{med:.0f} {unit}"
+def _length(value: float | None, unit: str | None) -> str:
+    if value is None or unit is None:
+        return NOT_APPLICABLE
+    return f"{value:.0f} {_UNIT_SHORT.get(unit, unit)}"
 
 
-def summary_rows(metrics: dict[str, Any], checkpoints: Sequence[str]) -> list[list[str]]:
-    per_task = [r for r in metrics.get("per_task", []) if r.get("subgroup") is None]
-    pairs = {(p["task"], p["checkpoint"]): p for p in metrics.get("pairs", [])}
-    tasks: list[str] = []
-    for r in per_task:
-        if r["task"] not in tasks:
-            tasks.append(r["task"])
+def summary_rows(metrics: RunMetrics | Mapping[str, Any], checkpoints: Sequence[str]) -> list[list[str]]:
+    """One row of display strings per (task, checkpoint), tasks in metrics order, checkpoints in the order
+    given; columns as :data:`HEADER`."""
+    if not isinstance(metrics, RunMetrics):
+        metrics = RunMetrics.from_dict(metrics, "metrics")
+    per_task = [r for r in metrics.per_task if r.subgroup is None]
+    pairs = {(p.task, p.checkpoint): p for p in metrics.pairs}
+    references = {p.reference for p in metrics.pairs}
+    tasks = list(dict.fromkeys(r.task for r in per_task))
     order = {c: i for i, c in enumerate(checkpoints)}
     rows = []
     for task in tasks:
-        recs = sorted((r for r in per_task if r["task"] == task), key=lambda r: order.get(r["checkpoint"], 99))
+        recs: list[TaskMetrics] = sorted((r for r in per_task if r.task == task),
+                                         key=lambda r: order.get(r.checkpoint, len(order)))
         for i, r in enumerate(recs):
-            acc = r.get("accuracy")
-            ci = (f" [{_pct(r.get('accuracy_ci_low'), 0)}, {_pct(r.get('accuracy_ci_high'), 0)}]"
-                  if r.get("accuracy_ci_low") is not None else "")
-            p = pairs.get((task, r["checkpoint"]))
+            ci = (f" [{_pct(r.accuracy_ci_low, 0)}, {_pct(r.accuracy_ci_high, 0)}]"
+                  if r.accuracy_ci_low is not None else "")
+            p = pairs.get((task, r.checkpoint))
             if p is None:
-                diff = "ref" if any(q["reference"] == r["checkpoint"] for q in pairs.values()) else ""
+                diff = "ref" if r.checkpoint in references else ""
             else:
-                dci = (f" [{_pp(p.get('diff_ci_low'))}, {_pp(p.get('diff_ci_high'))}]"
-                       if p.get("diff_ci_low") is not None else "")
-                pval = f" p={p['mcnemar_p']:.2g}" if p.get("mcnemar_p") is not None else ""
-                diff = f"{_pp(p.get('accuracy_diff'))}{dci}{pval}"
+                dci = f" [{_pp(p.diff_ci_low)}, {_pp(p.diff_ci_high)}]" if p.diff_ci_low is not None else ""
+                pval = f" p={p.mcnemar_p:.2g}" if p.mcnemar_p is not None else ""
+                diff = f"{_pp(p.accuracy_diff)}{dci}{pval}"
+            unit = r.reasoning_length_unit
             rows.append([
-                task if i == 0 else "", r["checkpoint"], str(r.get("n", "")), _pct(acc) + ci, diff,
-                _pct(r.get("unparseable_rate")), _pct(r.get("format_strict_rate")),
-                _pct(r.get("truncation_rate")), _length(r),
+                task if i == 0 else "", r.checkpoint, str(r.n), _pct(r.accuracy) + ci, _pct(r.flexible_accuracy),
+                diff, _pct(r.unparseable_rate), _pct(r.format_strict_rate), _pct(r.truncation_rate),
+                _length(r.reasoning_tokens_median, unit), _length(r.completion_tokens_median, unit),
             ])
     return rows
 
 
-HEADER = ["task", "checkpoint", "n", "accuracy [95% CI]", "diff vs ref, pp [CI] p", "unparseable",
-          "strict format", "truncated", "median reasoning"]
+HEADER = ["task", "checkpoint", "n", "accuracy [95% CI]", "flexible", "diff vs ref, pp [CI] p", "unparseable",
+          "strict format", "truncated", "median reasoning", "median completion"]
 
 
-def format_summary(metrics: dict[str, Any], checkpoints: Sequence[str]) -> str:
+def format_summary(metrics: RunMetrics | Mapping[str, Any], checkpoints: Sequence[str]) -> str:
     """A plain-text table (fits a CI log; no colour codes)."""
+    if not isinstance(metrics, RunMetrics):
+        metrics = RunMetrics.from_dict(metrics, "metrics")
     rows = summary_rows(metrics, checkpoints)
     if not rows:
         return "no finished (checkpoint, task) pairs: nothing to summarise"
@@ -72,8 +82,10 @@ def format_summary(metrics: dict[str, Any], checkpoints: Sequence[str]) -> str:
     out = ["  ".join(h.ljust(w) for h, w in zip(HEADER, widths)), line]
     for r in rows:
         out.append("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
-    methods = metrics.get("methods") or {}
-    if methods.get("reference"):
-        out.append(f"reference: {methods['reference']}; accuracy CI: {methods.get('accuracy_ci', '?')}; "
-                   f"diff CI: {methods.get('diff_ci', '?')}; p: {methods.get('pair_test', '?')}")
+    methods = metrics.methods
+    if methods.reference:
+        out.append(f"reference: {methods.reference}; accuracy CI: {methods.accuracy_ci or '?'}; "
+                   f"diff CI: {methods.diff_ci or '?'}; p: {methods.pair_test or '?'}")
+    out.append(f"accuracy reads the answer region only; flexible also reads an answer given elsewhere; "
+               f"{NOT_APPLICABLE} = does not apply")
     return "\n".join(out)

@@ -1,111 +1,90 @@
 """Per-sample grades → the numbers in metrics.json: per (checkpoint, task[, subgroup]) and per checkpoint pair.
 
-``compute_metrics(samples, checkpoints_in_order, reference=None)`` returns
-``{"methods": {...}, "per_task": [...], "pairs": [...], "per_group": [...], "group_pairs": [...]}``;
-``RunWriter.write_metrics`` adds ``schema_version``. Showcase samples (``showcase == True``) are excluded from
-every number. ``methods`` names the interval and test methods and the reference checkpoint.
+``compute_metrics(samples, checkpoints_in_order, reference=None)`` returns a
+:class:`~medbench.harness.run.records.RunMetrics` (``methods``, ``length_unit``, ``per_task``, ``pairs``,
+``per_group``, ``group_pairs``), which ``RunWriter.write_metrics`` stores. Showcase samples
+(``showcase == True``) are excluded from every number. What each field means is documented on the records
+(:class:`~medbench.harness.run.records.TaskMetrics`, :class:`~medbench.harness.run.records.PairMetrics`, …)
+and each metric's meaning in :data:`~medbench.harness.run.records.METRICS`, the one list of metric names.
 
-``per_task`` records (one per checkpoint × task with ``subgroup = None`` for the whole task, then one per
-subgroup, e.g. a Health_Benchmarks specialty):
+``per_task``: one record per checkpoint × task (``subgroup`` None, the whole task), then one per subgroup
+(e.g. a Health_Benchmarks specialty; none when one subgroup covers the whole task). ``per_group`` /
+``group_pairs``: the same numbers pooled over every document of a task group (the samples' ``group`` column,
+e.g. ``medbench_health`` over its per-specialty tasks), i.e. the size-weighted mean that lm-eval reports for a
+group; kept apart from per_task so that summing per_task never counts a document twice.
 
-=========================== ============================================================================
-field                       meaning
-=========================== ============================================================================
-checkpoint, task, group     identity (``group``: the task's group column, may be None)
-subgroup                    None = the whole task; else the subgroup value (no subgroup records when one
-                            subgroup covers the whole task, as for the per-specialty Health tasks)
-task_version                the task version the samples were graded with
-n                           documents scored
-n_correct, n_wrong,         outcome counts; the three add up to n. **Unparseable is its own outcome**:
-n_unparseable               it counts against accuracy but is shown apart, never folded into "wrong"
-accuracy                    n_correct / n (lenient extraction: what the model meant)
-accuracy_ci_low/high        95% Wilson score interval of accuracy (see ``medbench.harness.stats.paired``)
-strict_accuracy             share correct *and* given exactly in the asked layout (grader's strict_correct)
-unparseable_rate            n_unparseable / n
-format_strict_rate          share with the strict layout (grader's format_strict)
-format_soft_rate            share with the lenient layout (format_soft)
-think_ok_rate               share with exactly one closed think block; None unless the task uses a think layout
-truncation_rate             share of completions cut off by the token limit
-reasoning_length_unit       "tokens", or "words" when any sample of the group lacks reasoning_tokens
-reasoning_tokens_mean,      reasoning length summary, in ``reasoning_length_unit``
-reasoning_tokens_median,
-reasoning_tokens_p90
-answer_length_unit          "tokens" or "words" (same rule)
-answer_tokens_mean          mean answer length in ``answer_length_unit``
-judge_agreement             share of judged samples the judge agreed with; None when no judge ran
-judge_kind                  "llm", "proxy" (an offline similarity proxy: label it so), "mixed" or None
-n_judged                    samples with a judge verdict
-=========================== ============================================================================
+``pairs``: each checkpoint against the reference (the ``reference`` argument, else the checkpoint whose role
+is "base", else the first), per task, on the documents both scored (matched by ``doc_key``): accuracies,
+their difference with a 95% paired bootstrap percentile CI (2000 resamples, seeded: reproducible), the exact
+two-sided McNemar p-value, and the fixed / broken documents.
 
-``pairs`` records (each checkpoint against the reference, per task, on documents both scored, matched by
-``doc_key``):
+Rules decided here, once:
 
-=========================== ============================================================================
-task, reference, checkpoint identity; ``reference`` is the ``reference`` argument, else the checkpoint whose
-                            role is "base", else the first
-n_paired                    documents both checkpoints scored
-n_reference_only,           documents only one side scored (left out of the paired numbers)
-n_checkpoint_only
-reference_accuracy,         accuracies on the paired documents
-checkpoint_accuracy
-accuracy_diff               checkpoint_accuracy - reference_accuracy (= (n_fixed - n_broken) / n_paired)
-diff_ci_low, diff_ci_high   95% paired bootstrap percentile CI (2000 resamples, seeded: reproducible)
-mcnemar_p                   two-sided exact McNemar p-value
-n_fixed, fixed              documents (doc_keys, in the reference's sample order) wrong/unparseable for the
-                            reference, correct for the checkpoint
-n_broken, broken            documents correct for the reference, not any more
-=========================== ============================================================================
-
-``per_group`` / ``group_pairs``: the same numbers pooled over every document of a task group (the samples'
-``group`` column, e.g. ``medbench_health`` over its per-specialty tasks), i.e. the size-weighted mean that
-lm-eval reports for a group. A per_group record has ``group`` and ``tasks`` (its member tasks present)
-instead of ``task``; a group_pairs record has ``group`` instead of ``task`` and no ``fixed``/``broken`` lists
-(they are in the member tasks' pairs). They are kept apart from per_task so that summing per_task never
-counts a document twice.
+* **Accuracy is the primary reading** (the answer region only); the flexible reading is ``flexible_accuracy``
+  beside it. Unparseable is its own outcome: it counts against accuracy but is shown apart.
+* **Not applicable is null.** A loglikelihood task (``layout == "loglikelihood"``: its answer is chosen, not
+  generated) has no format, truncation, flexible reading or lengths: those are ``None``, never 100% or 0.
+  The same holds per document (:func:`document_indicators`), so the gate sees what metrics.json says.
+* **One length unit per run** (:func:`length_unit`): "tokens" when every generated sample has its token
+  counts, else "words"; every length of every record is in it, and metrics.json records it.
 
 Undefined numbers (no documents, no think layout, no judge) are ``None``, never a made-up 0.
 """
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-
+from medbench.harness.run.records import (
+    METRICS,
+    OUTCOMES,
+    GroupMetrics,
+    GroupPairMetrics,
+    LengthUnit,
+    Methods,
+    PairMetrics,
+    RunMetrics,
+    TaskMetrics,
+    length_column,
+)
 from medbench.harness.stats import paired as stats
+from medbench.tasks.errors import did_you_mean
 
-#: Rate metrics and the per-document indicator each is the mean of (over documents where it is defined).
-#: The gate tests the same indicators, so a rate means the same thing in metrics.json and in a gate verdict.
-RATE_INDICATORS: dict[str, str] = {
-    "accuracy": "correct",
-    "strict_accuracy": "strict_correct",
-    "unparseable_rate": "unparseable",
-    "format_strict_rate": "format_strict",
-    "format_soft_rate": "format_soft",
-    "think_ok_rate": "think_ok",
-    "truncation_rate": "truncated",
-    "judge_agreement": "judge_agree",
-}
+#: Rate metrics and the per-document indicator each is the mean of (over documents where it is defined),
+#: from :data:`~medbench.harness.run.records.METRICS`. The gate tests the same indicators, so a rate means the
+#: same thing in metrics.json and in a gate verdict.
+RATE_INDICATORS: dict[str, str] = {m.name: m.indicator for m in METRICS if m.kind == "rate" and m.indicator}
+#: Indicators that only generated text has: not applicable (NaN) on a loglikelihood task's documents.
+GENERATED_ONLY_INDICATORS: frozenset[str] = frozenset(
+    m.indicator for m in METRICS if m.kind == "rate" and m.indicator and m.generated_only
+)
+#: The layout value a grader gives a loglikelihood task's records (nothing generated).
+LOGLIKELIHOOD_LAYOUT = "loglikelihood"
 
-#: Sample columns compute_metrics needs (a subset of medbench.harness.run.rundir.SAMPLE_COLUMNS).
+#: Sample columns compute_metrics needs (a subset of medbench.harness.run.records.SAMPLE_COLUMNS).
 REQUIRED_COLUMNS: tuple[str, ...] = (
     "checkpoint", "task", "doc_key", "outcome", "strict_correct", "format_strict", "format_soft", "think_ok",
     "truncated", "reasoning_tokens", "reasoning_words", "answer_tokens", "answer_words",
 )
-OUTCOMES = ("correct", "wrong", "unparseable")
+#: Columns read when present (older runs lack some; what they lack is not applicable).
+OPTIONAL_COLUMNS: tuple[str, ...] = (
+    "showcase", "subgroup", "group", "task_version", "judge_agree", "judge_kind", "layout", "flexible_outcome",
+    "unclosed_tag", "completion_tokens", "completion_words",
+)
 #: Every sample column compute_metrics reads. The rest (prompts, completions, …) is dropped before any row
 #: selection, so that selecting the rows of a (checkpoint, task) never copies 30,000 completions.
-READ_COLUMNS: frozenset[str] = frozenset(
-    (*REQUIRED_COLUMNS, "showcase", "subgroup", "group", "task_version", "judge_agree", "judge_kind")
-)
+READ_COLUMNS: frozenset[str] = frozenset((*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS))
+#: The flag columns behind the rate indicators that are a sample's own boolean.
+_FLAG_INDICATORS = ("strict_correct", "format_strict", "format_soft", "think_ok", "unclosed_tag", "truncated",
+                    "judge_agree")
+#: The sample columns :func:`document_indicators` computes every indicator from (what a gate baseline keeps
+#: per document, so it can still run paired tests).
+INDICATOR_SOURCE_COLUMNS: tuple[str, ...] = ("outcome", "flexible_outcome", *_FLAG_INDICATORS, "layout")
 
-
-def closest(name: str, options: Sequence[str]) -> str:
-    """' (closest: X)' for an error message, or '' when nothing is close."""
-    match = difflib.get_close_matches(str(name), [str(o) for o in options], n=1, cutoff=0.5)
-    return f" (closest: {match[0]!r})" if match else ""
+#: " (did you mean 'x'?)" for an error message: medbench's one "did you mean" (kept under this name for the gate).
+closest = did_you_mean
 
 
 def _flags(series) -> np.ndarray:
@@ -113,11 +92,19 @@ def _flags(series) -> np.ndarray:
     return series.astype("boolean").to_numpy(dtype=float, na_value=np.nan)
 
 
+def generated_mask(samples) -> np.ndarray:
+    """Which samples are generated text (everything but a loglikelihood task's)."""
+    if "layout" not in samples.columns:
+        return np.ones(len(samples), dtype=bool)
+    return (samples["layout"] != LOGLIKELIHOOD_LAYOUT).fillna(True).to_numpy(dtype=bool)
+
+
 def document_indicators(samples):  # (pandas.DataFrame) -> pandas.DataFrame
     """One row per sample: identity columns plus the 0/1/NaN indicator behind every rate metric.
 
     Columns: checkpoint, task, doc_key (+ subgroup when present) and the values of :data:`RATE_INDICATORS`.
-    NaN means "not applicable" (think_ok outside think layouts, judge_agree where no judge ran).
+    NaN means "not applicable": think_ok outside think layouts, judge_agree where no judge ran, the flexible
+    reading, format, unclosed-tag and truncation flags of a loglikelihood task, a column an older run lacks.
     """
     import pandas as pd
 
@@ -132,9 +119,30 @@ def document_indicators(samples):  # (pandas.DataFrame) -> pandas.DataFrame
         out["subgroup"] = samples["subgroup"]
     out["correct"] = (outcome == "correct").astype(float).to_numpy()
     out["unparseable"] = (outcome == "unparseable").astype(float).to_numpy()
-    for col in ("strict_correct", "format_strict", "format_soft", "think_ok", "truncated", "judge_agree"):
+    if "flexible_outcome" in samples.columns:
+        flexible = samples["flexible_outcome"]
+        out["flexible_correct"] = np.where(flexible.isna(), np.nan, (flexible == "correct").astype(float))
+    else:
+        out["flexible_correct"] = np.nan
+    for col in _FLAG_INDICATORS:
         out[col] = _flags(samples[col]) if col in samples.columns else np.nan
+    chosen = ~generated_mask(samples)
+    if chosen.any():
+        for col in GENERATED_ONLY_INDICATORS:
+            out.loc[chosen, col] = np.nan
     return out
+
+
+def length_unit(samples) -> LengthUnit | None:
+    """The run's one length unit: "tokens" when every generated sample has its reasoning, answer and
+    completion token counts, else "words"; ``None`` when nothing was generated (loglikelihood tasks only)."""
+    generated = samples[generated_mask(samples)]
+    if not len(generated):
+        return None
+    columns = [length_column(part, "tokens") for part in ("reasoning", "answer", "completion")]
+    if all(c in generated.columns and generated[c].notna().all() for c in columns):
+        return "tokens"
+    return "words"
 
 
 def _mean(values: np.ndarray) -> float | None:
@@ -142,11 +150,15 @@ def _mean(values: np.ndarray) -> float | None:
     return float(values.mean()) if values.size else None
 
 
-def _lengths(rows, token_col: str, word_col: str) -> tuple[str, np.ndarray]:
-    tokens = rows[token_col]
-    if len(rows) and tokens.notna().all():
-        return "tokens", tokens.to_numpy(dtype=float)
-    return "words", rows[word_col].to_numpy(dtype=float)
+def _lengths(rows, part: str, unit: LengthUnit | None) -> np.ndarray:
+    """The measured lengths of ``part`` over the generated rows, in ``unit`` (missing values dropped)."""
+    if unit is None:
+        return np.array([])
+    column = length_column(part, unit)
+    if column not in rows.columns:
+        return np.array([])
+    values = rows.loc[generated_mask(rows), column].to_numpy(dtype=float, na_value=np.nan)
+    return values[~np.isnan(values)]
 
 
 def _judge_kind(kinds) -> str | None:
@@ -156,17 +168,21 @@ def _judge_kind(kinds) -> str | None:
     return kinds[0] if len(kinds) == 1 else "mixed"
 
 
-def _summary(rows, ind, confidence: float) -> dict[str, Any]:
-    """Metrics of some samples (one checkpoint × task, a subgroup of it, or a task group)."""
+def _stat(values: np.ndarray, fn) -> float | None:
+    return float(fn(values)) if values.size else None
+
+
+def _summary(rows, ind, confidence: float, unit: LengthUnit | None) -> dict[str, Any]:
+    """The numbers of some samples (one checkpoint × task, a subgroup of it, or a task group): the fields of
+    :class:`~medbench.harness.run.records.TaskMetrics` after its identity."""
     n = len(rows)
     n_correct = int(ind["correct"].sum())
     n_unparseable = int(ind["unparseable"].sum())
     ci = stats.wilson_interval(n_correct, n, confidence)
-    reasoning_unit, reasoning = _lengths(rows, "reasoning_tokens", "reasoning_words")
-    answer_unit, answer = _lengths(rows, "answer_tokens", "answer_words")
-    reasoning = reasoning[~np.isnan(reasoning)]
-    answer = answer[~np.isnan(answer)]
-    judged = ind["judge_agree"].notna()
+    reasoning = _lengths(rows, "reasoning", unit)
+    answer = _lengths(rows, "answer", unit)
+    completion = _lengths(rows, "completion", unit)
+    measured_unit = unit if generated_mask(rows).any() else None
     record: dict[str, Any] = {
         "task_version": _first(rows, "task_version"),
         "n": n,
@@ -177,18 +193,20 @@ def _summary(rows, ind, confidence: float) -> dict[str, Any]:
         "accuracy_ci_low": ci[0] if ci else None,
         "accuracy_ci_high": ci[1] if ci else None,
     }
-    for metric, column in RATE_INDICATORS.items():
-        if metric != "accuracy":
-            record[metric] = _mean(ind[column].to_numpy())
+    for metric_name, column in RATE_INDICATORS.items():
+        if metric_name != "accuracy":
+            record[metric_name] = _mean(ind[column].to_numpy())
     record.update(
-        reasoning_length_unit=reasoning_unit,
-        reasoning_tokens_mean=float(reasoning.mean()) if reasoning.size else None,
-        reasoning_tokens_median=float(np.median(reasoning)) if reasoning.size else None,
-        reasoning_tokens_p90=float(np.percentile(reasoning, 90)) if reasoning.size else None,
-        answer_length_unit=answer_unit,
-        answer_tokens_mean=float(answer.mean()) if answer.size else None,
+        reasoning_length_unit=measured_unit,
+        reasoning_tokens_mean=_stat(reasoning, np.mean),
+        reasoning_tokens_median=_stat(reasoning, np.median),
+        reasoning_tokens_p90=_stat(reasoning, lambda v: np.percentile(v, 90)),
+        answer_length_unit=measured_unit,
+        answer_tokens_mean=_stat(answer, np.mean),
+        completion_tokens_mean=_stat(completion, np.mean),
+        completion_tokens_median=_stat(completion, np.median),
         judge_kind=_judge_kind(rows["judge_kind"]) if "judge_kind" in rows.columns else None,
-        n_judged=int(judged.sum()),
+        n_judged=int(ind["judge_agree"].notna().sum()),
     )
     return record
 
@@ -242,10 +260,10 @@ def compute_metrics(
     confidence: float = stats.DEFAULT_CONFIDENCE,
     n_resamples: int = stats.DEFAULT_RESAMPLES,
     seed: int = stats.DEFAULT_SEED,
-) -> dict[str, Any]:
-    """Compute metrics.json's ``per_task`` and ``pairs`` records (fields: see the module docstring).
+) -> RunMetrics:
+    """Compute metrics.json (see the module docstring and :mod:`medbench.harness.run.records`).
 
-    ``samples`` is a samples.parquet frame; ``checkpoints_in_order`` is run.json's "checkpoints" (dicts with
+    ``samples`` is a samples.parquet frame; ``checkpoints_in_order`` is run.json's "checkpoints" (entries with
     name and optional role) or plain names, in display order. Checkpoints found in the samples but not listed
     come last, in order of appearance. Raises ValueError on missing columns, unknown outcomes, an unknown
     reference or a document scored twice for one checkpoint and task.
@@ -267,6 +285,7 @@ def compute_metrics(
             f"{first['task']!r}, {first['doc_key']!r}: each document must be scored once per checkpoint"
         )
     indicators = document_indicators(frame)
+    unit = length_unit(frame)
 
     names, roles = _checkpoint_order(checkpoints_in_order)
     present = [str(c) for c in frame["checkpoint"].drop_duplicates()]
@@ -274,7 +293,7 @@ def compute_metrics(
     ref = pick_reference(names, roles, reference)  # names holds only checkpoints that have samples
     tasks = [str(t) for t in frame["task"].drop_duplicates()]
 
-    per_task: list[dict[str, Any]] = []
+    per_task: list[TaskMetrics] = []
     for checkpoint in names:
         for task in tasks:
             mask = ((frame["checkpoint"] == checkpoint) & (frame["task"] == task)).to_numpy()
@@ -282,52 +301,54 @@ def compute_metrics(
                 continue
             rows, ind = frame[mask], indicators[mask]
             base = {"checkpoint": checkpoint, "task": task, "group": _first(rows, "group")}
-            per_task.append({**base, "subgroup": None, **_summary(rows, ind, confidence)})
+            per_task.append(TaskMetrics(**base, subgroup=None, **_summary(rows, ind, confidence, unit)))
             for sub in _subgroups(rows):
                 sub_mask = (rows["subgroup"] == sub).to_numpy()
-                per_task.append({**base, "subgroup": sub, **_summary(rows[sub_mask], ind[sub_mask], confidence)})
+                per_task.append(TaskMetrics(**base, subgroup=sub,
+                                            **_summary(rows[sub_mask], ind[sub_mask], confidence, unit)))
 
     groups = _groups(frame, tasks)
-    per_group: list[dict[str, Any]] = []
+    per_group: list[GroupMetrics] = []
     for checkpoint in names:
         for group_name, members in groups.items():
             mask = ((frame["checkpoint"] == checkpoint) & frame["task"].isin(members)).to_numpy()
             if mask.any():
-                in_group = [t for t in members if t in set(frame.loc[mask, "task"])]
-                per_group.append({"checkpoint": checkpoint, "group": group_name, "tasks": in_group, "subgroup": None,
-                                  **_summary(frame[mask], indicators[mask], confidence)})
+                in_group = tuple(t for t in members if t in set(frame.loc[mask, "task"]))
+                per_group.append(GroupMetrics(checkpoint=checkpoint, group=group_name, tasks=in_group, subgroup=None,
+                                              **_summary(frame[mask], indicators[mask], confidence, unit)))
 
-    pairs: list[dict[str, Any]] = []
-    group_pairs: list[dict[str, Any]] = []
+    pairs: list[PairMetrics] = []
+    group_pairs: list[GroupPairMetrics] = []
     if ref is not None:
         for checkpoint in [n for n in names if n != ref]:
             for task in tasks:
-                record = _pair(indicators, [task], ref, checkpoint, confidence, n_resamples, seed)
-                if record is not None:
-                    pairs.append({"task": task, **record})
+                numbers = _pair(indicators, [task], ref, checkpoint, confidence, n_resamples, seed)
+                if numbers is not None:
+                    pairs.append(PairMetrics(task=task, **numbers))
             for group_name, members in groups.items():
-                record = _pair(indicators, members, ref, checkpoint, confidence, n_resamples, seed)
-                if record is not None:
-                    del record["fixed"], record["broken"]  # listed per task in "pairs"
-                    group_pairs.append({"group": group_name, **record})
+                numbers = _pair(indicators, members, ref, checkpoint, confidence, n_resamples, seed)
+                if numbers is not None:
+                    del numbers["fixed"], numbers["broken"]  # listed per task in "pairs"
+                    group_pairs.append(GroupPairMetrics(group=group_name, **numbers))
         order = {t: i for i, t in enumerate(tasks)}
-        pairs.sort(key=lambda r: order[r["task"]])
+        pairs.sort(key=lambda r: order[r.task])
         group_names = list(groups)
-        group_pairs.sort(key=lambda r: group_names.index(r["group"]))
+        group_pairs.sort(key=lambda r: group_names.index(r.group))
 
-    return {
-        "methods": {
-            "confidence": confidence,
-            "accuracy_ci": "Wilson score interval",
-            "diff_ci": f"paired bootstrap percentile interval, {n_resamples} resamples, seed {seed}",
-            "pair_test": "exact McNemar test, two-sided",
-            "reference": ref,
-        },
-        "per_task": per_task,
-        "pairs": pairs,
-        "per_group": per_group,
-        "group_pairs": group_pairs,
-    }
+    return RunMetrics(
+        methods=Methods(
+            confidence=confidence,
+            accuracy_ci="Wilson score interval",
+            diff_ci=f"paired bootstrap percentile interval, {n_resamples} resamples, seed {seed}",
+            pair_test="exact McNemar test, two-sided",
+            reference=ref,
+        ),
+        length_unit=unit,
+        per_task=tuple(per_task),
+        pairs=tuple(pairs),
+        per_group=tuple(per_group),
+        group_pairs=tuple(group_pairs),
+    )
 
 
 def _subgroups(rows) -> list[Any]:
@@ -353,8 +374,10 @@ def _groups(frame, tasks: list[str]) -> dict[str, list[str]]:
     return out
 
 
-def _pair(indicators, tasks: list[str], ref: str, checkpoint: str, confidence: float, n_resamples: int, seed: int):
-    """Paired comparison on the documents (task, doc_key) both checkpoints scored in ``tasks``."""
+def _pair(indicators, tasks: list[str], ref: str, checkpoint: str, confidence: float, n_resamples: int,
+          seed: int) -> dict[str, Any] | None:
+    """Paired comparison on the documents (task, doc_key) both checkpoints scored in ``tasks``: the fields of
+    :class:`~medbench.harness.run.records.PairMetrics` after ``task``."""
     in_tasks = indicators[indicators["task"].isin(tasks)]
     cols = ["task", "doc_key", "correct"]
     left = in_tasks[in_tasks["checkpoint"] == ref][cols]
@@ -365,8 +388,8 @@ def _pair(indicators, tasks: list[str], ref: str, checkpoint: str, confidence: f
     n = len(merged)
     ref_ok = merged["correct_ref"].to_numpy()
     ck_ok = merged["correct_ck"].to_numpy()
-    fixed = [_plain(k) for k in merged.loc[(ref_ok == 0) & (ck_ok == 1), "doc_key"]]
-    broken = [_plain(k) for k in merged.loc[(ref_ok == 1) & (ck_ok == 0), "doc_key"]]
+    fixed = tuple(_plain(k) for k in merged.loc[(ref_ok == 0) & (ck_ok == 1), "doc_key"])
+    broken = tuple(_plain(k) for k in merged.loc[(ref_ok == 1) & (ck_ok == 0), "doc_key"])
     ci = stats.paired_bootstrap_diff_ci(ref_ok, ck_ok, n_resamples=n_resamples, confidence=confidence, seed=seed)
     return {
         "reference": ref,
@@ -387,17 +410,21 @@ def _pair(indicators, tasks: list[str], ref: str, checkpoint: str, confidence: f
     }
 
 
-def metrics_for_run(run, reference: str | None = None) -> dict[str, Any]:
+def metrics_for_run(run, reference: str | None = None) -> RunMetrics:
     """:func:`compute_metrics` over a loaded :class:`~medbench.harness.run.rundir.Run` (its samples, its order)."""
     return compute_metrics(run.samples(), run.checkpoints, reference)
 
 
 __all__ = [
+    "GENERATED_ONLY_INDICATORS",
+    "INDICATOR_SOURCE_COLUMNS",
     "RATE_INDICATORS",
     "REQUIRED_COLUMNS",
     "closest",
     "compute_metrics",
     "document_indicators",
+    "generated_mask",
+    "length_unit",
     "metrics_for_run",
     "pick_reference",
 ]

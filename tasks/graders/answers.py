@@ -40,6 +40,10 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Protocol
 
+#: The answer letters of a multiple-choice question when its document does not say (4 options; MedQA's
+#: 5-option documents carry "ABCDE"): the one default for prompts, loaders, graders and rewards.
+DEFAULT_LETTERS = "ABCD"
+
 
 @dataclass(frozen=True)
 class Reading:
@@ -237,7 +241,7 @@ class LetterChoice:
     ``B)``, ``B.``, ``B: …``, ``B) text`` — on one line. Read: the letters the text names as options (see the
     module docstring). A letter outside ``letters`` ("E" for a 4-option question) is no answer."""
 
-    letters: str = "ABCD"
+    letters: str = DEFAULT_LETTERS
     name: str = "choice"
 
     def normalize_target(self, target: str) -> str:
@@ -530,7 +534,7 @@ class FreeText:
         raise TypeError("free-text answers are judged, not compared")
 
 
-def answer_type(name: str, *, letters: str = "ABCD") -> AnswerType:
+def answer_type(name: str, *, letters: str = DEFAULT_LETTERS) -> AnswerType:
     """The answer type called ``name`` (``yesno``, ``choice``, ``number``, ``free``)."""
     types: dict[str, AnswerType] = {
         "yesno": YesNoMaybe(),
@@ -539,9 +543,7 @@ def answer_type(name: str, *, letters: str = "ABCD") -> AnswerType:
         "free": FreeText(),
     }
     if name not in types:
-        import difflib
+        from ..errors import did_you_mean
 
-        close = difflib.get_close_matches(name, types, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown answer type {name!r}; known: {sorted(types)}.{hint}")
+        raise ValueError(f"unknown answer type {name!r}{did_you_mean(name, types)}; known: {sorted(types)}")
     return types[name]

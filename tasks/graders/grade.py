@@ -10,7 +10,7 @@ import re
 from functools import lru_cache
 from typing import Callable, Literal
 
-from .answers import NOTHING, AnswerType, Reading, and_list, answer_type, merge
+from .answers import DEFAULT_LETTERS, NOTHING, AnswerType, Reading, and_list, answer_type, merge
 from .layouts import LayoutParse, join_spans, parse_think, parse_xml
 from .record import GradeRecord, JudgeVerdict
 
@@ -110,7 +110,7 @@ def region_answer(
     *,
     layout: Layout,
     answer: str | AnswerType,
-    letters: str = "ABCD",
+    letters: str = DEFAULT_LETTERS,
     think_prefilled: bool = True,
 ) -> str | None:
     """What the answer region says when it is exactly one answer of the asked type (``"yes"``, ``"B"``,
@@ -158,7 +158,7 @@ def grade(
     *,
     layout: Layout,
     answer: str | AnswerType,
-    letters: str = "ABCD",
+    letters: str = DEFAULT_LETTERS,
     think_prefilled: bool = True,
     count_tokens: TokenCounter | None = None,
     hit_token_limit: bool | None = None,

@@ -6,7 +6,7 @@ from medbench.tasks.loaders import health_task_name
 
 def doc_to_text(doc: dict) -> str:
     """The GRPO recipe's Health_Benchmarks user turn (options are already inline in ``Questions``)."""
-    return prompts.choice_user_prompt(doc["Questions"], "ABCD")
+    return prompts.choice_user_prompt(doc["Questions"])
 
 
 def process_results(doc: dict, results: list) -> dict:

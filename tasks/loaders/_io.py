@@ -21,13 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import MedbenchError
+
 DATA_DIR_ENV = "MEDBENCH_DATA_DIR"
 
 #: Hand-written records in each dataset's exact local schema, for ``medbench demo`` and the tests.
 SAMPLE_DATA_DIR = Path(__file__).resolve().parents[1] / "sample_data"
 
 
-class DataError(ValueError):
+class DataError(MedbenchError, ValueError):
     """A data file is missing or does not match its dataset's schema.
 
     The message names the dataset, the file (or hub id), the row, what was wrong and what was expected.

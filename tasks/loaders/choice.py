@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from ..graders.answers import DEFAULT_LETTERS
 from ._io import (
     DataError,
     Schema,
@@ -34,6 +35,7 @@ from ._io import (
     stable_key,
 )
 
+#: Option letters by position (up to ten options); a 4-option question uses the first four (DEFAULT_LETTERS).
 LETTERS = "ABCDEFGHIJ"
 MMLU_MEDICAL_SUBJECTS = (
     "anatomy",
@@ -142,7 +144,7 @@ def medmcqa_docs_from_hub_rows(
         if not isinstance(cop, int) or not 0 <= cop <= 3:
             raise MEDMCQA_HUB.error(where, row, f"cop {cop!r} is not an option index 0-3")
         choices = [str(rec[k]).strip() for k in ("opa", "opb", "opc", "opd")]
-        docs.append(_doc("medmcqa-", rec["question"], choices, rec.get("subject_name"), "ABCD"[cop]))
+        docs.append(_doc("medmcqa-", rec["question"], choices, rec.get("subject_name"), LETTERS[cop]))
     return docs
 
 
@@ -231,7 +233,7 @@ def mmlu_docs_from_csv(path: Path, subject: str) -> list[dict[str, Any]]:
             if len(cells) != 6:
                 raise MMLU_CSV.error(str(path), row, f"expected 6 cells, found {len(cells)}")
             question, *choices, answer = cells
-            if answer.strip() not in "ABCD" or len(answer.strip()) != 1:
+            if answer.strip() not in DEFAULT_LETTERS or len(answer.strip()) != 1:
                 raise MMLU_CSV.error(str(path), row, f"answer {answer!r} is not one of A, B, C, D")
             docs.append(_doc("mmlu-", question, [c.strip() for c in choices], subject, answer.strip()))
     return docs
@@ -247,7 +249,7 @@ def mmlu_docs_from_hub_rows(rows: Iterable[tuple[Any, Mapping[str, Any]]], where
                 where, row, f"need 4 choices and an answer index 0-3, got {len(choices)} / {answer!r}"
             )
         docs.append(
-            _doc("mmlu-", rec["question"], [str(c).strip() for c in choices], subject, "ABCD"[answer])
+            _doc("mmlu-", rec["question"], [str(c).strip() for c in choices], subject, LETTERS[answer])
         )
     return docs
 

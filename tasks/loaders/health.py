@@ -16,11 +16,11 @@ Local layout: ``<data_dir>/health_benchmarks/<Specialty>.jsonl`` (or ``.csv`` wi
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 from typing import Any
 
 from .. import splits
+from ..errors import did_you_mean
 from ..graders.answers import LetterChoice
 from ._io import (
     DataError,
@@ -98,16 +98,13 @@ HEALTH_SPECIALTIES: tuple[str, ...] = (
 
 def check_specialty(specialty: str) -> str:
     if specialty not in HEALTH_SPECIALTIES:
-        close = difflib.get_close_matches(specialty, HEALTH_SPECIALTIES, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise DataError(
-            f"{DATASET}: unknown specialty {specialty!r}; known: {', '.join(HEALTH_SPECIALTIES)}.{hint}"
-        )
+        raise DataError(f"{DATASET}: unknown specialty {specialty!r}{did_you_mean(specialty, HEALTH_SPECIALTIES)}; "
+                        f"known: {', '.join(HEALTH_SPECIALTIES)}")
     return specialty
 
 
 def docs_from_rows(rows: Iterable[tuple[Any, Any]], where: str, specialty: str) -> list[dict[str, Any]]:
-    letters = LetterChoice(letters="ABCD")
+    letters = LetterChoice()
     docs = []
     for row, rec in rows:
         rec = SCHEMA.check_row(rec, where=where, row=row)
