@@ -1,21 +1,25 @@
-"""CPU post-processing of an evaluation, end to end: 3 checkpoints x 10,000 samples in <= 5 s (issue 7).
+"""CPU post-processing of an evaluation, end to end: 3 checkpoints x 10,000 samples in <= 5 s (issues 7, 14).
 
 What ``medbench bench`` does on the CPU once the model has answered, and ``medbench report`` after it, timed
 as one number against the target:
 
-1. **grade**: ``harness.sample_rows.rows_from_samples`` per (checkpoint, task), exactly as the runner calls it,
-   on lm-eval-shaped sample logs, with the evaluated model's tokenizer as the counter (the real Qwen2 BPE,
-   through ``TokenizerCounter``, what ``lm_backends.count_tokens_fn`` gives the runner): completion tokens
-   (the "hit the token limit" flag), reasoning and answer tokens, the grade record of each document;
+1. **grade**: ``harness.run.sample_rows.rows_from_samples`` per (checkpoint, task), exactly as the runner calls
+   it, on lm-eval-shaped sample logs, with the evaluated model's tokenizer as the counter (the real Qwen2 BPE,
+   through ``TokenizerCounter``): reasoning and answer tokens and the grade record of each document. The
+   completion's token count and "hit the token limit" come from the backend's generated ids (``generated=``,
+   what ``hf`` and ``medbench-fast`` record; built here before the clock starts), or, with
+   ``--no-generated``, are re-counted from the text (the fallback for vLLM);
 2. **run directory**: the runner's write of each pair (``RunWriter.write_pair``) and ``finalize``'s read-back,
    ``write_samples`` (samples.parquet);
 3. **metrics**: ``compute_metrics`` (per task, per group, paired bootstrap and McNemar per pair) and
    ``write_metrics``;
-4. **report**: ``render_report`` from the run directory (load, figures, sample-browser data, template, write).
+4. **report**: ``medbench report``'s path (``harness.cli.report.render_runs``: load, comparisons vs base and
+   parent with Holm, figures, sample-browser data, template, write).
 
-The completions are the report test fixture's (tests/report_fixture.py: PubMedQA, five Health_Benchmarks
-specialties, GSM8K and the free-text chain-of-thought task, both layouts, every outcome), turned into lm-eval
-sample logs of the real medbench task specs; building them is not timed. The free-text task is judged by the
+The completions are the report test fixture's (tests/report_fixture.py: the realistic layout, PubMedQA, the 52
+Health_Benchmarks specialty tasks, GSM8K and the free-text chain-of-thought task, scaled to 10,000 documents a
+checkpoint; real PubMedQA / GSM8K text; both layouts, every outcome), turned into lm-eval sample logs of the
+real medbench task specs; building them is not timed. The free-text task is judged by the
 fixture's word-overlap proxy (the embedding proxy or an LLM judge is a model call, not post-processing).
 
 Also measured, to say where the time goes: the tokenizer library's own time for exactly the texts counted
@@ -47,14 +51,9 @@ sys.path.insert(0, str(REPO / "tests"))  # the fixture is shared with the report
 QWEN = REPO.parent / "shared" / "realdata" / "tokenizers" / "Qwen2-1.5B-Instruct_via_Qwen2-Boundless"
 TARGET_S = 5.0
 
-#: The fixture's tasks as the real medbench tasks they stand for (Health_Benchmarks: one task per specialty).
-TASK_OF = {"pubmedqa": "medbench_pubmedqa", "gsm8k": "medbench_gsm8k", "medical_cot": "medbench_medical_cot"}
-
 
 def _task_name(row: dict[str, Any]) -> str:
-    if row["task"] == "health_benchmarks":
-        return "medbench_health_" + str(row["subgroup"]).lower()
-    return TASK_OF[row["task"]]
+    return str(row["task"])  # the fixture uses the real registry's task names
 
 
 def _doc(family: str, row: dict[str, Any]) -> dict[str, Any]:
@@ -68,7 +67,7 @@ def _doc(family: str, row: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-def lm_eval_logs(rows: list[dict[str, Any]]) -> list[tuple[str, "PlannedTask", list[dict[str, Any]]]]:
+def lm_eval_logs(rows: list[dict[str, Any]]) -> list[tuple[str, PlannedTask, list[dict[str, Any]]]]:
     """The fixture's completions as lm-eval per-sample logs, one list per (checkpoint, task)."""
     from medbench.harness.run.runner import PlannedTask
     from medbench.tasks.registry import get_task
@@ -86,7 +85,7 @@ def lm_eval_logs(rows: list[dict[str, Any]]) -> list[tuple[str, "PlannedTask", l
     return [(ck, PlannedTask(specs[name], specs[name].max_gen_toks, chat_template=True, chat_template_explicit=False), samples) for (ck, name), samples in logs.items()]
 
 
-def run_meta(logs: list[tuple[str, "PlannedTask", list[dict[str, Any]]]]) -> dict[str, Any]:
+def run_meta(logs: list[tuple[str, PlannedTask, list[dict[str, Any]]]]) -> dict[str, Any]:
     """run.json as the runner writes it, for the fixture's checkpoints and these tasks."""
     from report_fixture import fixture_meta
 
@@ -105,13 +104,33 @@ def _tokenizer() -> Any:
     return AutoTokenizer.from_pretrained(os.environ.get("MEDBENCH_TOKENIZER", str(QWEN)))
 
 
-def end_to_end(logs: list[tuple[str, "PlannedTask", list[dict[str, Any]]]], tokenizer: Any, root: Path) -> dict[str, Any]:
+def generated_counts(logs: list[tuple[str, PlannedTask, list[dict[str, Any]]]], tokenizer: Any
+                     ) -> dict[tuple[str, str], dict[str, Any]]:
+    """What the backend records while generating (the ids it generated, whether it hit the limit), per
+    (checkpoint, task) and request key: counted here with the model's tokenizer, before the clock starts."""
+    from medbench.harness.run.records import GeneratedTokens
+    from medbench.harness.run.sample_rows import TokenizerCounter, count_many, request_key
+
+    counter = TokenizerCounter(tokenizer)
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for ck, task, samples in logs:
+        texts = [s["resps"][0][0] for s in samples]
+        limit = task.max_gen_toks
+        out[(ck, task.name)] = {
+            request_key(s["arguments"][0]): GeneratedTokens(n, bool(limit and n >= limit))
+            for s, n in zip(samples, count_many(counter, texts))
+        }
+    return out
+
+
+def end_to_end(logs: list[tuple[str, PlannedTask, list[dict[str, Any]]]], tokenizer: Any, root: Path,
+               generated: dict[tuple[str, str], dict[str, Any]] | None = None) -> dict[str, Any]:
     """One timed pass: grade every pair, write the run directory, compute metrics, render the report."""
     import pandas as pd
-    from medbench.harness.stats.metrics import compute_metrics
+    from medbench.harness.cli.report import render_runs
     from medbench.harness.run.rundir import RunWriter
     from medbench.harness.run.sample_rows import TokenizerCounter, rows_from_samples
-    from medbench.reports.render import render_report
+    from medbench.harness.stats.metrics import compute_metrics
     from report_fixture import CHECKPOINTS, overlap_judge
 
     class TimedCounter(TokenizerCounter):
@@ -133,7 +152,8 @@ def end_to_end(logs: list[tuple[str, "PlannedTask", list[dict[str, Any]]]], toke
     n = 0
     for ck, task, samples in logs:
         rows = rows_from_samples(samples, checkpoint=ck, task=task, count_tokens=counter,
-                                 seconds_for=lambda kind, args: 0.01, judge=overlap_judge)
+                                 seconds_for=lambda kind, args: 0.01, judge=overlap_judge,
+                                 generated=None if generated is None else generated[(ck, task.name)])
         n += len(rows)
         t = time.perf_counter()
         writer.write_pair(ck, task.name, rows)
@@ -155,7 +175,7 @@ def end_to_end(logs: list[tuple[str, "PlannedTask", list[dict[str, Any]]]], toke
 
     t = time.perf_counter()
     log: list[str] = []
-    report = render_report([root], root / "report.html", progress=log.append)
+    report = render_runs([root], root / "report.html", progress=log.append)
     stages["report"] = time.perf_counter() - t
     total = time.perf_counter() - t0
     return {"total_s": round(total, 3), "samples": n, "texts_counted": counter.texts,
@@ -163,7 +183,7 @@ def end_to_end(logs: list[tuple[str, "PlannedTask", list[dict[str, Any]]]], toke
             "report_mb": round(report.stat().st_size / 1e6, 1)}
 
 
-def tokenizer_floor(logs: list[tuple[str, "PlannedTask", list[dict[str, Any]]]], tokenizer: Any) -> dict[str, Any]:
+def tokenizer_floor(logs: list[tuple[str, PlannedTask, list[dict[str, Any]]]], tokenizer: Any) -> dict[str, Any]:
     """The tokenizer library alone on exactly the texts medbench counts: one bare batched call over the
     distinct non-empty completions and measured reasoning / answer texts (what no medbench change can save)."""
     from medbench.tasks import scoring
@@ -186,7 +206,7 @@ def tokenizer_floor(logs: list[tuple[str, "PlannedTask", list[dict[str, Any]]]],
             "mb_per_s": round(sum(len(t.encode()) for t in distinct) / 1e6 / wall, 2)}
 
 
-def per_text_grading(logs: list[tuple[str, "PlannedTask", list[dict[str, Any]]]], tokenizer: Any) -> dict[str, Any]:
+def per_text_grading(logs: list[tuple[str, PlannedTask, list[dict[str, Any]]]], tokenizer: Any) -> dict[str, Any]:
     """The old way, for comparison: rows_from_samples with a counter that can only count one text a call."""
     from medbench.harness.run.sample_rows import TokenizerCounter, rows_from_samples
     from report_fixture import overlap_judge
@@ -223,19 +243,25 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--per-checkpoint", type=int, default=10_000, help="documents per checkpoint")
     ap.add_argument("--repeat", type=int, default=3, help="end-to-end passes; the median is the headline")
+    ap.add_argument("--no-generated", action="store_true",
+                    help="re-count every completion with the tokenizer (vLLM's fallback) instead of taking the "
+                         "backend's generated-id counts")
     ap.add_argument("--per-text", action="store_true",
                     help="also time grading with one tokenizer call per text (the old way; slow)")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "cpu_postprocess.json"),
                     help="results JSON path")
     args = ap.parse_args(argv)
 
-    from report_fixture import DEFAULT_SIZES, build_samples
+    from report_fixture import REALISTIC, build_samples, health_specialties
 
-    scale = args.per_checkpoint / sum(DEFAULT_SIZES.values())
-    sizes = {k: round(v * scale) for k, v in DEFAULT_SIZES.items()}
+    per_family = {k: v * (len(health_specialties()) if k == "health" else 1)
+                  for k, v in REALISTIC.items() if k != "pubmedqa_ll"}
+    scale = args.per_checkpoint / sum(per_family.values())
+    sizes = {k: max(1, round(v * scale)) for k, v in REALISTIC.items() if k != "pubmedqa_ll"}
     t0 = time.perf_counter()
     logs = lm_eval_logs(build_samples(sizes))
     tokenizer = _tokenizer()
+    generated = None if args.no_generated else generated_counts(logs, tokenizer)
     build_s = time.perf_counter() - t0
     print(f"fixture: {sum(len(s) for _, _, s in logs):,} samples in {len(logs)} (checkpoint, task) logs "
           f"({build_s:.1f}s, not timed)", file=sys.stderr, flush=True)
@@ -244,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = []
     for i in range(args.repeat):
         with tempfile.TemporaryDirectory(prefix="medbench-cpu-postprocess-") as tmp:
-            runs.append(end_to_end(logs, tokenizer, Path(tmp) / "run"))
+            runs.append(end_to_end(logs, tokenizer, Path(tmp) / "run", generated))
         print(f"end to end {i + 1}/{args.repeat}: {runs[-1]['total_s']:.2f}s {runs[-1]['stages_s']}",
               file=sys.stderr, flush=True)
     floor = tokenizer_floor(logs, tokenizer)
@@ -258,7 +284,10 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, Any] = {
         "benchmark": "cpu_postprocess",
         "what": "grading (rows_from_samples with the model's tokenizer, as the runner calls it) + run-directory "
-                "writes + compute_metrics + render_report, end to end, for 3 checkpoints",
+                "writes + compute_metrics + medbench report (comparisons + render), end to end, for 3 checkpoints",
+        "completion_tokens_from": "the tokenizer (re-counted text, vLLM's fallback)" if args.no_generated
+        else "the backend's generated ids (hf, medbench-fast); reasoning/answer regions still tokenised",
+        "sizes_per_family": sizes,
         "command": " ".join(["python", str(Path(__file__).relative_to(REPO)),
                              *(argv if argv is not None else sys.argv[1:])]),
         "device": {"cpu": _cpu(), "usable_cpus": len(os.sched_getaffinity(0)),

@@ -1,21 +1,27 @@
-"""A synthetic but realistic run directory, for the report tests and the report scale benchmark.
+"""A synthetic but realistic run directory, for the report tests and the report benchmarks.
 
-Three checkpoints with lineage provenance (base → SFT → GRPO), the task families the recipes evaluate
-(PubMedQA, Health_Benchmarks specialties, GSM8K, a free-text medical chain-of-thought task with the recipe's
-cystometry question as showcase), completions in both layouts with every outcome (correct, wrong,
-unparseable, truncated), judge rationales from a *proxy* judge, non-ASCII text, and one completion that
-tries ``<script>alert(1)</script>``.
+The layout of a real `medbench bench` run of the recipes' evaluation: three checkpoints with lineage
+provenance (base → SFT → GRPO, recorded in scrambled order), PubMedQA, **the 52 Health_Benchmarks specialty
+tasks of the real registry** (``medbench.tasks.registry``: one task each, grouped as ``medbench_health``), GSM8K
+and the free-text medical chain-of-thought task (medical-o1) with the SFT recipe's cystometry question as
+showcase; optionally the loglikelihood PubMedQA task. :data:`REALISTIC` sizes are the real ones (500, 52 × 30,
+1,319, 200: 3 × 3,579 samples); tests use :data:`SMALL` (all 52 specialties, a few documents each).
 
-The completions are scripted, but every grade record is made by the real grader
-(:func:`medbench.tasks.graders.grade`) and the run directory is written only through
-:class:`medbench.harness.run.rundir.RunWriter`, so the report sees exactly what ``medbench bench`` writes.
-Metrics come from :mod:`medbench.harness.stats.metrics` (the stats engineer's module) — the single source of truth.
+Completions are scripted in both layouts with every outcome (correct, wrong, unparseable, truncated), some
+carry XSS payloads, text is non-ASCII (β, 🩺). Questions and reasoning are real public text where
+../shared/realdata has it (PubMedQA abstracts and questions, GSM8K problems), so sizes are realistic; the
+Health questions are synthetic (the dataset is not in realdata). Every grade record is made by the real grader
+(:func:`medbench.tasks.graders.grade`, the free-text task judged by a word-overlap *proxy*), the directory is
+written by :class:`medbench.harness.run.rundir.RunWriter` and metrics come from
+:func:`medbench.harness.stats.metrics.compute_metrics`: the report sees exactly what ``medbench bench`` writes.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +30,18 @@ from medbench.tasks.graders import JudgeVerdict, grade
 from medbench.tasks.prompts import CYSTOMETRY_QUESTION, SYSTEM_PROMPT, sft_inference_prompt
 
 XSS = "<script>alert(1)</script>"
-SPECIALTIES = ("Cardiology", "Dermatology", "Neurology", "Oncology", "Pediatrics")
+#: Further payloads planted in completions and questions; none may ever become markup.
+XSS_MORE = ('<img src=x onerror="alert(2)">', "</script><script>alert(3)</script>", '"><svg onload=alert(4)>')
 CYSTOMETRY_TARGET = (
     "Cystometry would most likely show a normal post-void residual volume and no involuntary detrusor "
     "contractions, consistent with stress urinary incontinence."
 )
+#: Documents per family (Health: per specialty task).
+REALISTIC = {"pubmedqa": 500, "health": 30, "gsm8k": 1319, "medical_cot": 200, "pubmedqa_ll": 500}
+SMALL = {"pubmedqa": 40, "health": 6, "gsm8k": 30, "medical_cot": 20, "pubmedqa_ll": 20}
+#: A checkpoint name long enough to break a figure that sizes panels by label.
+LONG_NAME = "qwen2.5-3b-instruct-grpo-medical-reasoning-lr5e-6-beta0.04-step250-final"
+
 
 def _provenance(role: str, parent: str, recipe: str, sources: list[dict[str, Any]], steps: int) -> dict[str, Any]:
     """A provenance record shaped like trainers/provenance.py writes it (medbench_provenance.json)."""
@@ -42,42 +55,59 @@ def _provenance(role: str, parent: str, recipe: str, sources: list[dict[str, Any
     }
 
 
-#: Checkpoints as the bench runner records them (ResolvedCheckpoint.to_meta), in deliberately scrambled order:
-#: the report must re-order them by lineage.
-CHECKPOINTS: list[dict[str, Any]] = [
-    {
-        "name": "grpo", "kind": "adapter", "model": "Qwen/Qwen2.5-3B-Instruct", "adapter": "runs/ckpt/grpo-lora",
-        "revision": None, "tokenizer": None, "adapter_rank": 16, "warnings": [], "files": {},
-        "content_hash": "sha256:9c1f0e5b7a", "role": "grpo", "parent": "runs/ckpt/sft-merged",
-        "provenance": _provenance("grpo", "runs/ckpt/sft-merged", "grpo", [
-            {"dataset": "qiaojin/PubMedQA", "split": "train", "n_rows": 1000},
-            {"dataset": "openai/gsm8k", "split": "train", "n_rows": 1000},
-            {"dataset": "yesilhealth/Health_Benchmarks", "split": "train", "n_rows": 800}], 250),
-    },
-    {
-        "name": "base", "kind": "hub", "model": "Qwen/Qwen2.5-3B-Instruct", "adapter": None, "revision": "main",
-        "tokenizer": None, "adapter_rank": None, "warnings": [], "files": {},
-        "content_hash": "sha256:41aa03de77", "role": "base", "parent": None, "provenance": {"role": "base"},
-    },
-    {
-        "name": "sft", "kind": "local", "model": "runs/ckpt/sft-merged", "adapter": None, "revision": None,
-        "tokenizer": None, "adapter_rank": None, "content_hash": "sha256:d0c3b1f2e4", "files": {},
-        "warnings": ["the tokenizer has no chat template; tasks that ask for it ran on the plain prompt"],
-        "role": "sft", "parent": "Qwen/Qwen2.5-3B-Instruct",
-        "provenance": _provenance("sft", "Qwen/Qwen2.5-3B-Instruct", "sft", [
-            {"dataset": "FreedomIntelligence/medical-o1-reasoning-SFT", "split": "train[0:500]", "n_rows": 500}], 60),
-    },
-]
+def checkpoints(names: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    """Checkpoints as the bench runner records them (ResolvedCheckpoint.to_meta), in deliberately scrambled
+    order (the report must re-order them by lineage); ``names`` renames base/sft/grpo."""
+    n = {"base": "base", "sft": "sft", "grpo": "grpo", **(names or {})}
+    return [
+        {
+            "name": n["grpo"], "kind": "adapter", "model": "Qwen/Qwen2.5-3B-Instruct",
+            "adapter": "runs/ckpt/grpo-lora", "revision": None, "tokenizer": None, "adapter_rank": 16,
+            "warnings": [], "files": {}, "content_hash": "sha256:9c1f0e5b7a", "role": "grpo",
+            "parent": "runs/ckpt/sft-merged",
+            "provenance": _provenance("grpo", "runs/ckpt/sft-merged", "grpo", [
+                {"dataset": "qiaojin/PubMedQA", "split": "train", "n_rows": 1000},
+                {"dataset": "openai/gsm8k", "split": "train", "n_rows": 1000},
+                {"dataset": "yesilhealth/Health_Benchmarks", "split": "train", "n_rows": 800}], 250),
+        },
+        {
+            "name": n["base"], "kind": "hub", "model": "Qwen/Qwen2.5-3B-Instruct", "adapter": None,
+            "revision": "main", "tokenizer": None, "adapter_rank": None, "warnings": [], "files": {},
+            "content_hash": "sha256:41aa03de77", "role": "base", "parent": None, "provenance": {"role": "base"},
+        },
+        {
+            "name": n["sft"], "kind": "local", "model": "runs/ckpt/sft-merged", "adapter": None, "revision": None,
+            "tokenizer": None, "adapter_rank": None, "content_hash": "sha256:d0c3b1f2e4", "files": {},
+            "warnings": ["the tokenizer has no chat template; tasks that ask for it ran on the plain prompt"],
+            "role": "sft", "parent": "Qwen/Qwen2.5-3B-Instruct",
+            "provenance": _provenance("sft", "Qwen/Qwen2.5-3B-Instruct", "sft", [
+                {"dataset": "FreedomIntelligence/medical-o1-reasoning-SFT", "split": "train[0:500]",
+                 "n_rows": 500}], 60),
+        },
+    ]
 
-#: Chance of a correct answer per checkpoint and task family: SFT and GRPO improve, GRPO breaks some.
-SKILL = {"base": 0.45, "sft": 0.58, "grpo": 0.68}
-#: Chance of each completion style per checkpoint (the rest is the strict layout).
-STYLE = {
-    "base": {"phrase": 0.20, "soft": 0.15, "unparseable": 0.12, "truncated": 0.05},
-    "sft": {"phrase": 0.08, "soft": 0.15, "unparseable": 0.05, "truncated": 0.06},
-    "grpo": {"phrase": 0.02, "soft": 0.05, "unparseable": 0.02, "truncated": 0.03},
+
+CHECKPOINTS = checkpoints()
+
+#: Chance of a correct answer per role and family. SFT helps everywhere; GRPO helps GSM8K and Health and
+#: loses PubMedQA against its parent (the significant regression a report must show first).
+SKILL = {
+    "base": {"pubmedqa": 0.60, "health": 0.50, "gsm8k": 0.36, "medical_cot": 0.35, "pubmedqa_ll": 0.55},
+    "sft": {"pubmedqa": 0.66, "health": 0.53, "gsm8k": 0.38, "medical_cot": 0.48, "pubmedqa_ll": 0.56},
+    "grpo": {"pubmedqa": 0.47, "health": 0.57, "gsm8k": 0.52, "medical_cot": 0.52, "pubmedqa_ll": 0.56},
 }
-REASONING_WORDS = {"base": 40, "sft": 110, "grpo": 70}
+#: Specialties where GRPO does much worse or better than elsewhere (a heatmap must show them).
+SPECIALTY_SHIFT = {"Cardiology": -0.40, "Dermatology": 0.25}
+#: Chance of each completion style per role (the rest is the strict layout).
+STYLE = {
+    "base": {"phrase": 0.06, "soft": 0.15, "unparseable": 0.05, "truncated": 0.03},
+    "sft": {"phrase": 0.04, "soft": 0.10, "unparseable": 0.04, "truncated": 0.05},
+    "grpo": {"phrase": 0.01, "soft": 0.04, "unparseable": 0.02, "truncated": 0.02},
+}
+REASONING_WORDS = {"base": 40, "sft": 110, "grpo": 70}  #: mean words of reasoning (× reasoning_scale)
+#: Real public text (../shared/realdata): PubMedQA abstracts and questions, GSM8K problems, so completions
+#: and questions have the size and entropy of real ones (the sample browser's file size depends on it).
+REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
 _TEXT = (
     "the patient presents with findings consistent with a history of chronic symptoms; laboratory values "
     "suggest that the mechanism involves reduced clearance, and the β-adrenergic pathway is relevant while "
@@ -89,19 +119,55 @@ _WORDS = tuple(_TEXT.split())
 
 @dataclass(frozen=True)
 class FixtureTask:
+    """A real registry task as the fixture uses it."""
+
     name: str
-    layout: str  # "xml" | "think"
-    answer: str  # "yesno" | "choice" | "number" | "free"
-    version: int = 1
+    family: str  # pubmedqa | health | gsm8k | medical_cot | pubmedqa_ll (the loglikelihood PubMedQA)
+    meta: dict[str, Any]  # run.json's task entry (PlannedTask.to_meta)
+
+    @property
+    def layout(self) -> str | None:
+        return self.meta["layout"]
+
+    @property
+    def answer(self) -> str:
+        return self.meta["answer"]
+
+    @property
+    def subgroup(self) -> str | None:
+        return self.meta["subgroup"]
 
 
-TASKS = (
-    FixtureTask("pubmedqa", "xml", "yesno"),
-    FixtureTask("health_benchmarks", "xml", "choice"),
-    FixtureTask("gsm8k", "xml", "number"),
-    FixtureTask("medical_cot", "think", "free", version=2),
-)
-DEFAULT_SIZES = {"pubmedqa": 40, "health_benchmarks": 60, "gsm8k": 30, "medical_cot": 20}
+@lru_cache(maxsize=1)
+def _registry() -> dict[str, Any]:
+    from medbench.tasks.registry import list_tasks
+
+    return {t.name: t for t in list_tasks()}
+
+
+def _meta(spec: Any) -> dict[str, Any]:
+    return {"name": spec.name, "family": spec.family, "group": spec.group, "subgroup": spec.subgroup,
+            "version": spec.version, "output_type": spec.output_type, "layout": spec.layout, "answer": spec.answer,
+            "letters": spec.letters or None, "max_gen_toks": spec.max_gen_toks,
+            "chat_template": spec.layout == "xml"}
+
+
+def health_specialties() -> list[str]:
+    """The Health_Benchmarks specialty task names of the real registry (52)."""
+    return sorted(n for n, t in _registry().items() if t.family == "health")
+
+
+def fixture_tasks(*, specialties: int | None = None, loglikelihood: bool = False) -> list[FixtureTask]:
+    """PubMedQA, the Health specialty tasks (all 52, or the first ``specialties``), GSM8K, medical CoT."""
+    reg = _registry()
+    health = health_specialties()[: specialties if specialties is not None else None]
+    out = [FixtureTask("medbench_pubmedqa", "pubmedqa", _meta(reg["medbench_pubmedqa"]))]
+    out += [FixtureTask(n, "health", _meta(reg[n])) for n in health]
+    out += [FixtureTask("medbench_gsm8k", "gsm8k", _meta(reg["medbench_gsm8k"])),
+            FixtureTask("medbench_medical_cot", "medical_cot", _meta(reg["medbench_medical_cot"]))]
+    if loglikelihood:
+        out.append(FixtureTask("medbench_pubmedqa_ll", "pubmedqa_ll", _meta(reg["medbench_pubmedqa_ll"])))
+    return out
 
 
 def count_tokens(text: str) -> int:
@@ -115,51 +181,89 @@ def overlap_judge(answer: str, reference: str) -> JudgeVerdict:
     score = len(a & r) / max(1, len(a | r))
     agree = score >= 0.5
     return JudgeVerdict(
-        agree=agree,
-        score=round(score, 3),
-        kind="proxy",
+        agree=agree, score=round(score, 3), kind="proxy",
         rationale=f"word overlap {score:.2f} with the reference {'≥' if agree else '<'} 0.50 threshold",
         model="fixture-overlap",
     )
 
 
+@lru_cache(maxsize=1)
+def _real_text() -> tuple[tuple[str, ...], tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
+    """(abstract sentences, PubMedQA (question, abstract), GSM8K (question, answer number)); empty when the
+    real data is not there (then the built-in word list is used)."""
+    import json
+
+    sentences: list[str] = []
+    pubmed: list[tuple[str, str]] = []
+    gsm: list[tuple[str, str]] = []
+    try:
+        data = json.loads((REALDATA / "pubmedqa" / "ori_pqal.json").read_text(encoding="utf-8"))
+        for item in data.values():
+            context = " ".join(item["CONTEXTS"])
+            pubmed.append((item["QUESTION"], context))
+            sentences.extend(x.strip() + "." for x in context.split(". ") if len(x.split()) > 4)
+        for line in (REALDATA / "gsm8k" / "test.jsonl").read_text(encoding="utf-8").splitlines():
+            item = json.loads(line)
+            gsm.append((item["question"], item["answer"].rsplit("####", 1)[-1].strip().replace(",", "")))
+    except (OSError, ValueError, KeyError):
+        return (), (), ()
+    return tuple(sentences), tuple(pubmed), tuple(gsm)
+
+
 def _reasoning(rng: random.Random, n_words: int) -> str:
-    words = [rng.choice(_WORDS) for _ in range(max(3, n_words))]
-    return " ".join(words).capitalize() + "."
+    sentences = _real_text()[0]
+    if not sentences:
+        words = [rng.choice(_WORDS) for _ in range(max(3, n_words))]
+        return " ".join(words).capitalize() + "."
+    out: list[str] = []
+    count = 0
+    while count < max(3, n_words):
+        sentence = rng.choice(sentences)
+        out.append(sentence)
+        count += len(sentence.split())
+    return " ".join(out) + (" 🩺" if rng.random() < 0.2 else "")
 
 
 def _doc(task: FixtureTask, i: int, rng: random.Random) -> dict[str, Any]:
-    """One dataset document: question, target, a wrong alternative, subgroup, showcase flag."""
-    if task.name == "pubmedqa":
+    """One dataset document: question, target, a wrong alternative, showcase flag."""
+    if task.family in ("pubmedqa", "pubmedqa_ll"):
         target = rng.choice(["yes", "no", "maybe"])
         wrong = rng.choice([x for x in ("yes", "no", "maybe") if x != target])
-        q = f"Does treatment {i} reduce 30-day mortality in adults with sepsis? (abstract #{i})"
-        return {"question": q, "target": target, "wrong": wrong, "subgroup": None}
-    if task.name == "health_benchmarks":
-        spec = SPECIALTIES[i % len(SPECIALTIES)]
+        real = _real_text()[1]
+        if real:
+            question, context = real[i % len(real)]
+            q = f"{context}\n\nQuestion: {question}"
+        else:
+            q = f"Does treatment {i} reduce 30-day mortality in adults with sepsis? (abstract #{i})"
+        if i == 3:
+            q += " " + XSS_MORE[2]
+        return {"question": q, "target": target, "wrong": wrong}
+    if task.family == "health":
         target = "ABCD"[rng.randrange(4)]
         wrong = rng.choice([x for x in "ABCD" if x != target])
-        q = (f"[{spec}] Question {i}: which is the most appropriate next step?\n"
+        q = (f"[{task.subgroup}] Question {i}: which is the most appropriate next step?\n"
              "A. Observe\nB. Start a β-blocker\nC. Order an MRI\nD. Refer")
-        return {"question": q, "target": target, "wrong": wrong, "subgroup": spec}
-    if task.name == "gsm8k":
-        a, b = rng.randint(2, 40), rng.randint(2, 40)
-        return {"question": f"A ward has {a} beds and gets {b} more. How many beds now?",
-                "target": f"#### {a + b}", "wrong": str(a + b + rng.choice([-2, -1, 1, 3])), "subgroup": None,
-                "right": str(a + b)}
+        return {"question": q, "target": target, "wrong": wrong}
+    if task.family == "gsm8k":
+        real = _real_text()[2]
+        if real and real[i % len(real)][1].lstrip("-").isdigit():
+            question, answer = real[i % len(real)]
+            n = int(answer)
+        else:
+            a, b = rng.randint(2, 40), rng.randint(2, 40)
+            question, n = f"A ward has {a} beds and gets {b} more. How many beds now?", a + b
+        return {"question": question, "target": f"#### {n}", "wrong": str(n + rng.choice([-2, -1, 1, 3])),
+                "right": str(n)}
     if i == 0:
         return {"question": CYSTOMETRY_QUESTION, "target": CYSTOMETRY_TARGET,
                 "wrong": "Cystometry would show an increased residual volume with involuntary detrusor "
-                         "overactivity typical of urge incontinence.",
-                "subgroup": None, "showcase": True}
+                         "overactivity typical of urge incontinence.", "showcase": True}
     target = f"The most likely diagnosis is condition {i} treated with first-line therapy {i % 7}."
     return {"question": f"Clinical vignette {i}: a 45-year-old presents with fatigue. What is the diagnosis?",
-            "target": target, "wrong": f"Probably a viral illness number {i} that needs rest.", "subgroup": None}
+            "target": target, "wrong": f"Probably a viral illness number {i} that needs rest."}
 
 
 def _answer_text(task: FixtureTask, doc: dict[str, Any], correct: bool) -> str:
-    if task.answer == "free":
-        return doc["target"] if correct else doc["wrong"]
     if task.answer == "number":
         return doc["right"] if correct else doc["wrong"]
     return doc["target"] if correct else doc["wrong"]
@@ -183,60 +287,92 @@ def _completion(task: FixtureTask, style: str, reasoning: str, answer: str) -> s
     return f"<reasoning>\n{reasoning}\n</reasoning>\n<answer>\n{answer}\n</answer>"
 
 
-def build_samples(sizes: dict[str, int] | None = None, seed: int = 0) -> list[dict[str, Any]]:
+def _loglikelihood_row(task: FixtureTask, doc: dict[str, Any], correct: bool) -> dict[str, Any]:
+    from medbench.tasks.scoring import grade_loglikelihood
+
+    spec = _registry()[task.name]
+    choices = ["yes", "no", "maybe"]
+    best = doc["target"] if correct else doc["wrong"]
+    lls = [-0.5 if c == best else -2.0 - k for k, c in enumerate(choices)]
+    rec = grade_loglikelihood(spec, {"doc_key": "x", "QUESTION": doc["question"], "target": doc["target"]}, lls)
+    return {**rec.to_dict(), "completion": str(rec.extracted)}
+
+
+def build_samples(
+    sizes: Mapping[str, int] | None = None, seed: int = 0, *, specialties: int | None = None,
+    loglikelihood: bool = False, names: Mapping[str, str] | None = None, reasoning_scale: float = 1.0,
+) -> list[dict[str, Any]]:
     """All sample rows (one per checkpoint × task × doc), graded by the real grader.
 
     The documents depend only on the task (the same doc_key is the same question in every fixture run, as in
     real runs over one dataset); ``seed`` changes only how the checkpoints answer.
     """
-    sizes = {**DEFAULT_SIZES, **(sizes or {})}
+    sizes = {**SMALL, **(sizes or {})}
+    n = {"base": "base", "sft": "sft", "grpo": "grpo", **(names or {})}
     rng = random.Random(seed)
     rows: list[dict[str, Any]] = []
-    for ti, task in enumerate(TASKS):
+    xss_at = {("medbench_pubmedqa", 1, "sft"): XSS, ("medbench_gsm8k", 2, "grpo"): XSS_MORE[1]}
+    tasks = fixture_tasks(specialties=specialties, loglikelihood=loglikelihood)
+    first_health = next((t.name for t in tasks if t.family == "health"), None)
+    xss_at[(first_health, 0, "base")] = XSS_MORE[0]
+    for ti, task in enumerate(tasks):
         doc_rng = random.Random(1000 + ti)
-        for i in range(sizes[task.name]):
+        shift = SPECIALTY_SHIFT.get(task.subgroup or "", 0.0)
+        for i in range(sizes[task.family]):
             doc = _doc(task, i, doc_rng)
             difficulty = rng.random()
             prompt = (sft_inference_prompt(doc["question"]) if task.layout == "think"
                       else SYSTEM_PROMPT + "\n" + doc["question"])
-            for ck in ("base", "sft", "grpo"):
-                correct = difficulty + rng.gauss(0, 0.2) < SKILL[ck]
+            for role in ("base", "sft", "grpo"):
+                skill = SKILL[role][task.family] + (shift if role == "grpo" else 0.0)
+                correct = difficulty + rng.gauss(0, 0.12) < skill
                 if doc.get("showcase"):
-                    correct = ck != "base"  # the recipe's before/after
+                    correct = role != "base"  # the recipe's before/after
                 r = rng.random()
                 style = "strict"
-                for name, p in STYLE[ck].items():
+                for name, p in STYLE[role].items():
                     if r < p:
                         style = name
                         break
                     r -= p
                 if doc.get("showcase"):
                     style = "strict"
-                reasoning = _reasoning(rng, int(rng.gauss(REASONING_WORDS[ck], REASONING_WORDS[ck] / 4)))
-                if task.name == "pubmedqa" and ck == "sft" and i == 1:
-                    reasoning = f"I will inject {XSS} into the page. " + reasoning
-                completion = _completion(task, style, reasoning, _answer_text(task, doc, correct))
-                rec = grade(
-                    completion, doc["target"], layout=task.layout, answer=task.answer,
-                    count_tokens=count_tokens, hit_token_limit=style == "truncated",
-                    judge=overlap_judge if task.answer == "free" else None,
-                )
-                row = rec.to_dict()
+                if task.family == "pubmedqa_ll":
+                    row = _loglikelihood_row(task, doc, correct)
+                    completion = row["completion"]
+                else:
+                    mean = REASONING_WORDS[role] * reasoning_scale
+                    reasoning = _reasoning(rng, int(rng.gauss(mean, mean / 4)))
+                    payload = xss_at.get((task.name, i, role))
+                    if payload:  # in the strict layout, so the page must escape it inside the collapsed reasoning
+                        reasoning = f"I will inject {payload} into the page. " + reasoning
+                        style = "strict"
+                    completion = _completion(task, style, reasoning, _answer_text(task, doc, correct))
+                    rec = grade(
+                        completion, doc["target"], layout=task.layout, answer=task.answer,
+                        count_tokens=count_tokens, hit_token_limit=style == "truncated",
+                        judge=overlap_judge if task.answer == "free" else None,
+                    )
+                    row = rec.to_dict()
                 row.update(
-                    checkpoint=ck, task=task.name, group=task.name, subgroup=doc["subgroup"], doc_id=i,
-                    doc_key=f"{task.name}:{i:05d}", showcase=bool(doc.get("showcase")),
-                    task_version=task.version, prompt=prompt, completion=completion,
-                    question=doc["question"], completion_tokens=count_tokens(completion),
+                    checkpoint=n[role], task=task.name, group=task.meta["group"], subgroup=task.subgroup,
+                    doc_id=i, doc_key=f"{task.name}:{i:05d}", showcase=bool(doc.get("showcase")),
+                    task_version=task.meta["version"], prompt=prompt, completion=completion,
+                    question=doc["question"],
+                    completion_tokens=None if task.family == "pubmedqa_ll" else count_tokens(completion),
                     gen_time_s=round(0.01 * count_tokens(completion), 3),
                 )
                 rows.append(row)
     return rows
 
 
-def fixture_meta(run_id: str) -> dict[str, Any]:
+def fixture_meta(run_id: str, tasks: list[FixtureTask] | None = None,
+                 names: Mapping[str, str] | None = None) -> dict[str, Any]:
     """run.json as the bench runner writes it (harness/run/runner.py: write_meta)."""
+    tasks = tasks if tasks is not None else fixture_tasks()
     settings = {"limit": None, "seed": 1234, "dtype": "bfloat16", "load_in_4bit": False, "backend": "hf",
-                "max_new_tokens": {"gsm8k": 512}, "chat_template": None}
+                "max_new_tokens": {"medbench_gsm8k": 512}, "chat_template": None}
+    n = {"base": "base", "sft": "sft", "grpo": "grpo", **(names or {})}
     return {
         "run_id": run_id,
         "status": "complete",
@@ -245,10 +381,8 @@ def fixture_meta(run_id: str) -> dict[str, Any]:
         "command": "medbench bench --spec bench.yaml --output runs/" + run_id,
         "spec": {"backend": "hf", "output": "runs/" + run_id, "seed": 1234},
         "settings": settings,
-        "checkpoints": CHECKPOINTS,
-        "tasks": [{"name": t.name, "family": t.name, "group": t.name, "subgroup": None, "version": t.version,
-                   "output_type": "generate_until", "layout": t.layout, "answer": t.answer, "letters": None,
-                   "max_gen_toks": 512, "chat_template": t.layout == "xml"} for t in TASKS],
+        "checkpoints": checkpoints(names),
+        "tasks": [t.meta for t in tasks],
         "environment": {
             "packages": {"medbench": "0.1.0", "lm-eval": "0.4.13", "transformers": "5.17.0", "torch": "2.13.0",
                          "vllm": None},
@@ -257,24 +391,28 @@ def fixture_meta(run_id: str) -> dict[str, Any]:
                          "memory_gib": 125.7, "python": "3.11.7",
                          "gpus": [{"name": "NVIDIA H100 80GB HBM3", "memory_gib": 79.1}], "cuda": "12.8"},
         },
-        "timings": {"base": {"load_s": 12.0, "pubmedqa": 300.5, "gsm8k": 250.0},
-                    "sft": {"load_s": 10.0, "pubmedqa": 420.0, "gsm8k": 330.2},
-                    "grpo": {"load_s": 14.0, "pubmedqa": 380.0, "gsm8k": 210.0}},
+        "timings": {n["base"]: {"load_s": 12.0, "medbench_pubmedqa": 300.5, "medbench_gsm8k": 250.0},
+                    n["sft"]: {"load_s": 10.0, "medbench_pubmedqa": 420.0, "medbench_gsm8k": 330.2},
+                    n["grpo"]: {"load_s": 14.0, "medbench_pubmedqa": 380.0, "medbench_gsm8k": 210.0}},
         "errors": {},
     }
 
 
 def build_fixture_run(
-    root: Path, *, run_id: str = "fixture-run", sizes: dict[str, int] | None = None, seed: int = 0
+    root: Path, *, run_id: str = "fixture-run", sizes: Mapping[str, int] | None = None, seed: int = 0,
+    specialties: int | None = None, loglikelihood: bool = False, names: Mapping[str, str] | None = None,
+    reasoning_scale: float = 1.0,
 ) -> Path:
-    """Write the fixture run directory to ``root`` and return it."""
-    from medbench.harness.stats import metrics as metrics_mod
-
-    rows = build_samples(sizes, seed)
-    writer = RunWriter(Path(root))
-    writer.write_meta(fixture_meta(run_id))
-    writer.write_samples(rows)
+    """Write the fixture run directory to ``root`` and return it (sizes default to :data:`SMALL`; pass
+    :data:`REALISTIC` for the real sizes)."""
     import pandas as pd
+    from medbench.harness.stats.metrics import compute_metrics
 
-    writer.write_metrics(metrics_mod.compute_metrics(pd.DataFrame(rows), CHECKPOINTS))
+    rows = build_samples(sizes, seed, specialties=specialties, loglikelihood=loglikelihood, names=names,
+                         reasoning_scale=reasoning_scale)
+    writer = RunWriter(Path(root))
+    writer.write_meta(fixture_meta(run_id, fixture_tasks(specialties=specialties, loglikelihood=loglikelihood),
+                                   names))
+    writer.write_samples(rows)
+    writer.write_metrics(compute_metrics(pd.DataFrame(rows), checkpoints(names)))
     return Path(root)

@@ -29,16 +29,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="do not print progress to stderr")
 
 
-def run(args: argparse.Namespace) -> int:
-    from medbench.harness.run.rundir import RunDirError
-    from medbench.reports.render import ReportError, render_report
+def render_runs(run_dirs, output=None, *, title: str | None = None, progress=None):
+    """Load ``run_dirs``, compute the comparisons the report shows (vs base, vs parent, across runs,
+    Holm-adjusted: :func:`medbench.harness.stats.compare.report_stats`) and render the report; returns its path.
 
+    The composition root of the report: statistics are computed here, on the harness side, and handed to the
+    renderer, which computes none. ``medbench bench`` writes its report through this too.
+    """
+    import time
+
+    from medbench.harness.run.rundir import load_run
+    from medbench.harness.stats.compare import report_stats
+    from medbench.reports.render import render_report
+
+    runs = [load_run(p) for p in run_dirs]
+    t = time.perf_counter()
+    stats = report_stats(runs)
+    if progress:
+        progress(f"comparisons: {len(stats.comparisons)} (Holm over {stats.family_sizes.get('summary', 0)}), "
+                 f"{time.perf_counter() - t:.1f}s")
+    return render_report(runs, output, stats=stats, title=title, progress=progress)
+
+
+def run(args: argparse.Namespace) -> int:
+    # a bad run directory, or runs that share no task, raise a MedbenchError: main() says so (exit 2)
     try:
-        out = render_report(args.runs, args.output, title=args.title,
-                            progress=None if args.quiet else _progress)
-    except (RunDirError, ReportError) as e:
-        print(f"medbench report: error: {e}", file=sys.stderr)
-        return 2
+        out = render_runs(args.runs, args.output, title=args.title, progress=None if args.quiet else _progress)
     except OSError as e:
         print(f"medbench report: error: cannot write the report ({e}); choose another path with -o FILE",
               file=sys.stderr)
