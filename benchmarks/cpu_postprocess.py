@@ -250,6 +250,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="also time grading with one tokenizer call per text (the old way; slow)")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "cpu_postprocess.json"),
                     help="results JSON path")
+    ap.add_argument("--keep-run", metavar="DIR",
+                    help="also keep the last pass's run directory in DIR (to compare outputs across code changes: "
+                         "benchmarks/compare_rundirs.py)")
+    ap.add_argument("--profile", metavar="FILE",
+                    help="profile the last pass with cProfile and write its stats to FILE (pstats format)")
     args = ap.parse_args(argv)
 
     from report_fixture import REALISTIC, build_samples, health_specialties
@@ -269,8 +274,19 @@ def main(argv: list[str] | None = None) -> int:
 
     runs = []
     for i in range(args.repeat):
+        last = i == args.repeat - 1
         with tempfile.TemporaryDirectory(prefix="medbench-cpu-postprocess-") as tmp:
-            runs.append(end_to_end(logs, tokenizer, Path(tmp) / "run", generated))
+            root = Path(args.keep_run) if last and args.keep_run else Path(tmp) / "run"
+            if root.exists() and any(root.iterdir()):
+                raise SystemExit(f"--keep-run {root} exists and is not empty: give a new directory")
+            if last and args.profile:
+                import cProfile
+
+                profiler = cProfile.Profile()
+                runs.append(profiler.runcall(end_to_end, logs, tokenizer, root, generated))
+                profiler.dump_stats(args.profile)
+            else:
+                runs.append(end_to_end(logs, tokenizer, root, generated))
         print(f"end to end {i + 1}/{args.repeat}: {runs[-1]['total_s']:.2f}s {runs[-1]['stages_s']}",
               file=sys.stderr, flush=True)
     floor = tokenizer_floor(logs, tokenizer)

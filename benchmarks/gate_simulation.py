@@ -13,7 +13,8 @@ as for a real model). Every trial draws fresh per-question outcomes for the base
 
 Paired scenarios score the same n questions on both sides; unpaired ones draw a separate set of n questions
 for the candidate. Rules on accuracy: ``non_inferiority_margin: 0`` and ``0.02`` (statistical) and
-``max_drop: 0.02`` (point estimate, for contrast). Each trial's verdicts come from the same stats calls the gate
+``max_drop: 0.02`` (point estimate, for contrast). The statistical rule's p-value is the larger of the exact
+test of "worse at all" and, above margin 0, the score test at the margin (monotone in the margin). Each trial's verdicts come from the same stats calls the gate
 makes; the first ``--gate-trials`` trials of every scenario also go through the whole gate (``evaluate_gate``
 on in-memory runs) and must give identical verdicts (the run stops otherwise), so the numbers are the gate's.
 Writes benchmarks/results/gate_simulation.json with versions and this command.
@@ -26,16 +27,16 @@ import json
 import platform
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from medbench.harness.stats import paired as stats
 from medbench.harness.gate.baseline import ScoredRun
 from medbench.harness.gate.evaluate import EPS, evaluate_gate
 from medbench.harness.gate.rules import parse_rules
+from medbench.harness.stats import paired as stats
 from medbench.harness.stats.metrics import RATE_INDICATORS
 from medbench.harness.stats.paired import wilson_interval
 from scipy import integrate, optimize, special
@@ -69,8 +70,10 @@ def scored(name: str, keys: np.ndarray, correct: np.ndarray) -> ScoredRun:
         documents[column] = np.nan
     documents["correct"] = correct.astype(float)
     documents["unparseable"] = 0.0
+    # the record agrees with the documents, as the gate checks (ScoredRun.verify): counts and every rate
     record = {"checkpoint": "model", "task": "sim", "subgroup": None, "task_version": 1, "n": len(keys),
-              "accuracy": float(correct.mean())}
+              "n_correct": int(correct.sum()), "n_wrong": int(len(keys) - correct.sum()), "n_unparseable": 0,
+              "accuracy": float(correct.mean()), "unparseable_rate": 0.0}
     return ScoredRun(source=Path(name), kind="simulated run", run_id=name, checkpoints=["model"], roles={},
                      per_task=[record], documents=documents)
 
@@ -177,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "benchmark": "gate_simulation",
         "command": " ".join(["python benchmarks/gate_simulation.py", *(argv if argv is not None else sys.argv[1:])]),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "device": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                    "python": platform.python_version()},
         "versions": {p: version(p) for p in ("medbench", "numpy", "scipy", "statsmodels", "pandas")},

@@ -38,8 +38,8 @@ def main() -> None:
 
     from importlib import metadata
 
-    from medbench.harness.run.environment import hardware, package_versions
     from medbench.harness.models.smollm2 import prepare_smollm2, read_provenance
+    from medbench.harness.run.environment import hardware, package_versions
     from medbench.tasks.loaders import load_pubmedqa
     from test_real_model import chosen, pubmedqa_ll_both_ways
 

@@ -17,8 +17,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from medbench.harness.stats.metrics import compute_metrics
 from medbench.harness.run.rundir import SAMPLE_COLUMNS, Run, RunWriter
+from medbench.harness.stats.metrics import compute_metrics
 
 OUTCOME_CODES = {"C": "correct", "W": "wrong", "U": "unparseable"}
 

@@ -4,7 +4,6 @@ spent minutes to choose batch 3 (issue 15); the reference hf on a CPU. A named b
 from __future__ import annotations
 
 import pytest
-
 from medbench.harness.backends.lm_backends import resolve_backend
 from medbench.harness.run.spec import build_spec
 

@@ -13,8 +13,8 @@ import platform
 from importlib.metadata import version
 
 from fixtures_runs import rows_from_outcomes
-from medbench.harness.run import environment
 from medbench.harness.gate.baseline import load_scored, save_baseline
+from medbench.harness.run import environment
 from medbench.harness.run.rundir import RunWriter, load_run
 
 #: The distributions whose versions decide a run's numbers (the issue's list).

@@ -16,8 +16,7 @@ import math
 from pathlib import Path
 
 import pytest
-from medbench.harness.cli import demo_steps
-from medbench.harness.cli import main
+from medbench.harness.cli import demo_steps, main
 from medbench.harness.cli.demo_steps import DEMO_TASKS
 from medbench.harness.run.rundir import load_run
 from medbench.tasks import registry

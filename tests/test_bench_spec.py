@@ -37,6 +37,7 @@ def test_checkpoint_arg_forms(tmp_path):
 
 
 def test_spec_file_and_cli_overrides(tmp_path):
+    (tmp_path / "data").mkdir()  # data_dir must exist (checked when the spec is built)
     path = tmp_path / "bench.yaml"
     path.write_text(textwrap.dedent("""
         checkpoints:

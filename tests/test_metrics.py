@@ -253,7 +253,8 @@ def test_metrics_json_keeps_every_schema_1_key(metrics):
         new = now[section][0] if isinstance(now[section], list) else now[section]
         assert set(old) <= set(new), section
     added = set(now["per_task"][0]) - set(v1["per_task"][0])
-    assert added == {"flexible_accuracy", "unclosed_tag_rate", "completion_tokens_mean", "completion_tokens_median"}
+    assert added == {"flexible_accuracy", "unclosed_tag_rate", "completion_tokens_mean", "completion_tokens_median",
+                     "accuracy_proxy"}
 
 
 def test_every_metric_is_computed_and_named_once(metrics):
@@ -265,3 +266,93 @@ def test_every_metric_is_computed_and_named_once(metrics):
     rec = metrics.per_task[0].to_dict()
     assert set(names) <= set(rec)  # compute_metrics fills every metric the list names
     assert set(GATE_METRICS) == set(names)  # and the gate accepts exactly those
+
+
+# -- one statistic across the table: Holm, parents, proxy (issue 13, section 2) ------------------------------
+
+
+def _lineage_frame():
+    # 20 documents per task; base 10/20 on both tasks.
+    base = rows_from_outcomes("base", "t1", "C" * 10 + "W" * 10) + rows_from_outcomes("base", "t2", "C" * 10 + "W" * 10)
+    # SFT fixes 8 documents of t1 (p = 2 * 1/256), nothing on t2.
+    sft = (rows_from_outcomes("sft", "t1", "C" * 18 + "W" * 2)
+           + rows_from_outcomes("sft", "t2", "C" * 10 + "W" * 10))
+    # GRPO breaks 3 of SFT's t1 answers (fixed 0, broken 3 against SFT) and fixes 1 of t2.
+    grpo = (rows_from_outcomes("grpo", "t1", "WWW" + "C" * 15 + "W" * 2)
+            + rows_from_outcomes("grpo", "t2", "C" * 11 + "W" * 9))
+    order = [{"name": "base", "role": "base"}, {"name": "sft", "role": "sft"}, {"name": "grpo", "role": "grpo"}]
+    return pd.DataFrame(base + sft + grpo), order
+
+
+def test_each_checkpoint_is_compared_with_its_parent_too():
+    frame, order = _lineage_frame()
+    out = compute_metrics(frame, order)
+    assert [(p.reference, p.checkpoint, p.task) for p in out.pairs] == [
+        ("base", "sft", "t1"), ("base", "grpo", "t1"), ("base", "sft", "t2"), ("base", "grpo", "t2")]
+    # GRPO against SFT (its parent by lineage); SFT's parent is the base, already in pairs
+    assert [(p.reference, p.checkpoint, p.task) for p in out.parent_pairs] == [("sft", "grpo", "t1"),
+                                                                               ("sft", "grpo", "t2")]
+    t1 = out.parent_pairs[0]
+    assert (t1.n_fixed, t1.n_broken, t1.accuracy_diff) == (0, 3, pytest.approx(-3 / 20))
+    assert t1.mcnemar_p == pytest.approx(2 * 1 / 8)
+    assert t1.broken == ("t1:0", "t1:1", "t1:2")
+    # the provenance parent wins over the role rule
+    named = [order[0], order[1], {"name": "grpo", "role": "grpo", "parent": "base"}]
+    assert compute_metrics(frame, named).parent_pairs == ()
+
+
+def test_p_values_are_holm_adjusted_across_every_comparison_raw_kept_beside():
+    frame, order = _lineage_frame()
+    out = compute_metrics(frame, order)
+    family = out.all_pairs()
+    assert len(family) == 6
+    raw = [p.mcnemar_p for p in family]
+    assert [p.mcnemar_p_adjusted for p in family] == pytest.approx(stats.holm_adjust(raw))
+    assert all(p.mcnemar_p_adjusted >= p.mcnemar_p for p in family)
+    assert [p.significant for p in family] == [p.mcnemar_p_adjusted <= 0.05 for p in family]
+    sft_t1 = out.pairs[0]
+    assert sft_t1.mcnemar_p == pytest.approx(2 / 256) and sft_t1.significant  # 8 fixed, 0 broken survives Holm
+    assert out.methods.multiplicity.startswith("Holm across the 6 comparisons")
+    assert "does not decide" in out.methods.decision and out.methods.alpha == 0.05
+
+
+def test_proxy_judged_accuracy_is_flagged_on_records_and_comparisons(metrics):
+    assert _record(metrics, "base", "medical_cot")["accuracy_proxy"] is True  # judge_kind mixed: proxy + none
+    assert _record(metrics, "sft", "medical_cot")["accuracy_proxy"] is False
+    assert _record(metrics, "base", "pubmedqa")["accuracy_proxy"] is False
+    by_task = {p["task"]: p for p in metrics["pairs"]}
+    assert by_task["medical_cot"]["accuracy_proxy"] is True  # either side's proxy makes the comparison proxy
+    assert by_task["pubmedqa"]["accuracy_proxy"] is False
+    # a file written before the flag reads it from judge_kind, by the same rule
+    old = {k: v for k, v in _record(metrics, "base", "medical_cot").to_dict().items() if k != "accuracy_proxy"}
+    assert TaskMetrics.from_dict(old).accuracy_proxy is True
+
+
+def test_the_summary_marks_significance_by_the_adjusted_test_and_labels_proxy(metrics):
+    from medbench.harness.run.summary import HEADER, PROXY, SIGNIFICANT, format_summary, summary_rows
+
+    frame, order = _lineage_frame()
+    rows = {(r[1], i): dict(zip(HEADER, r)) for i, r in enumerate(summary_rows(compute_metrics(frame, order),
+                                                                                ["base", "sft", "grpo"]))}
+    cells = [c for (ck, _), c in rows.items() if ck == "sft"][0]  # t1 first
+    assert cells["diff vs ref, pp [CI] p"].endswith(f"adj={2 / 256 * 6:.2g} {SIGNIFICANT}")
+    grpo = [c for (ck, _), c in rows.items() if ck == "grpo"][0]
+    assert grpo["vs parent, pp p"].startswith("sft: -15.0 p=0.25 adj=")
+    assert not grpo["vs parent, pp p"].endswith(SIGNIFICANT)
+    text = format_summary(metrics, ["base", "sft"])
+    line = next(ln for ln in text.splitlines() if ln.startswith("medical_cot"))
+    assert "% [" in line and f" {PROXY}" in line  # the base's proxy-judged accuracy
+    sft_line = text.splitlines()[text.splitlines().index(line) + 1]
+    assert sft_line.rstrip().split("  ")[0] == "" and f" {PROXY}" in sft_line and SIGNIFICANT not in sft_line
+    assert "this test alone decides" in text and "never marked significant" in text
+
+
+def test_a_significant_proxy_comparison_is_never_shown_as_a_plain_significant_gain():
+    from medbench.harness.run.records import PairMetrics
+    from medbench.harness.run.summary import PROXY, SIGNIFICANT, _comparison
+
+    gain = dict(task="cot", reference="base", checkpoint="sft", n_paired=50, accuracy_diff=0.3, mcnemar_p=1e-6,
+                mcnemar_p_adjusted=1e-5, significant=True)
+    assert _comparison(PairMetrics(**gain, accuracy_proxy=False)).endswith(f" {SIGNIFICANT}")
+    shown = _comparison(PairMetrics(**gain, accuracy_proxy=True))
+    assert shown.endswith(f" {PROXY}") and SIGNIFICANT not in shown

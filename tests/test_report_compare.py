@@ -127,3 +127,23 @@ def test_length_summaries_are_quantiles_of_the_samples_without_the_showcase(run_
     pooled = next(x for x in stats.lengths if x.checkpoint == "sft" and x.unit == "medbench_health")
     assert pooled.kind == "group" and pooled.n == 3 * SIZES["health"]
     assert any(b.unit == "medbench_pubmedqa" for b in stats.length_bins)
+
+
+def test_parent_comparisons_are_read_from_metrics_json_when_it_has_them(run_dir, stats, monkeypatch):
+    """metrics.json compares each checkpoint with its parent itself: the report reads those records (no second
+    compute_metrics over the samples, issue 14: 1.4 s of a 30k-sample report), and gets the very numbers the
+    recomputation gives for a file written before parent_pairs existed."""
+    import dataclasses
+
+    from medbench.harness.stats import compare
+
+    run = load_run(run_dir)
+    assert any(p["checkpoint"] == "grpo" and p["reference"] == "sft" for p in run.metrics["parent_pairs"])
+    monkeypatch.setattr(compare, "compute_metrics", lambda *a, **k: pytest.fail("parent pairs recomputed"))
+    from_file = report_stats([run])
+    monkeypatch.undo()
+    older = load_run(run_dir)
+    older.metrics = dataclasses.replace(older.metrics, parent_pairs=(), parent_group_pairs=())
+    recomputed = report_stats([older])
+    assert repr(from_file.comparisons) == repr(recomputed.comparisons) == repr(stats.comparisons)
+    assert from_file.family_sizes == recomputed.family_sizes

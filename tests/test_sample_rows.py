@@ -195,3 +195,27 @@ def test_loglikelihood_rows_have_no_generation_facts():
     assert (row["layout"], row["outcome"]) == ("loglikelihood", "correct")
     assert row["completion_tokens"] is None and row["completion_tokens_source"] is None and row["truncated"] is None
     assert row["format_strict"] is None and row["flexible_outcome"] is None
+
+
+def test_rows_are_exactly_the_records_json_form(qwen):
+    """The rows are built without SampleRow.to_dict's generic machinery (issue 14: it was a quarter of the
+    grading time): each must still be, value for value and type for type, the record's own JSON form."""
+    import json
+
+    import numpy as np
+    from medbench.harness.run.records import SampleRow
+    from medbench.harness.run.sample_rows import _row_dict
+
+    rows = rows_from_samples(_log(PUBMEDQA, _pubmedqa_doc), checkpoint="ck", task=_pubmedqa(),
+                             count_tokens=TokenizerCounter(qwen), seconds_for=lambda kind, args: 0.25)
+    assert any(len(r["reasoning_spans"]) == 2 for r in rows) and any(r["notes"] for r in rows)
+    for row in rows:
+        record = SampleRow(**row)
+        assert json.dumps(row) == json.dumps(record.to_dict())
+    odd = SampleRow(checkpoint="ck", task="t", doc_id=np.int64(3), doc_key="k", outcome="correct",
+                    notes=("a", "b"), reasoning_spans=((1, 2), [np.int32(3), 4]), answer_span=(5, np.int64(6)),
+                    judge_score=np.float32(0.5), gen_time_s=np.float64(0.1))
+    fast, generic = _row_dict(odd), odd.to_dict()
+    assert json.dumps(fast) == json.dumps(generic)
+    assert [type(v) for v in fast.values()] == [type(v) for v in generic.values()]
+    assert type(fast["reasoning_spans"][1][0]) is int and type(fast["doc_id"]) is int

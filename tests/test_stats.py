@@ -131,7 +131,8 @@ def test_paired_regression_test_picks_exact_at_zero_and_tango_above():
     assert exact.diff == pytest.approx(-10 / 50)
     with_margin = stats.paired_regression_test(ref, cand, 0.05)
     assert with_margin.method.startswith("Tango")
-    assert with_margin.p_value == pytest.approx(stats.tango_score_p(2, 12, 50, -0.05))
+    assert with_margin.p_score == pytest.approx(stats.tango_score_p(2, 12, 50, -0.05))
+    assert with_margin.p_value == max(with_margin.p_exact, with_margin.p_score) == with_margin.p_score
     assert exact.p_value < with_margin.p_value < 0.05  # a margin makes a regression harder to claim
     assert with_margin.ci_low < with_margin.diff < with_margin.ci_high
 
@@ -181,7 +182,9 @@ def test_unpaired_margin_test_is_miettinen_nurminen(k_cand, n_cand, k_ref, n_ref
     result = stats.unpaired_regression_test(ref, cand, margin)
     assert result.method.startswith("Miettinen-Nurminen")
     expected = _miettinen_nurminen_numeric(k_cand, n_cand, k_ref, n_ref, -margin)
-    assert result.p_value == pytest.approx(expected, abs=1e-6)
+    assert result.p_score == pytest.approx(expected, abs=1e-6)
+    assert result.p_value == max(result.p_exact, result.p_score)  # floored at Fisher's exact p
+    assert result.p_exact == stats.unpaired_regression_test(ref, cand, 0.0).p_value
 
 
 def test_miettinen_nurminen_at_zero_is_the_scaled_pearson_chi_square():
@@ -220,3 +223,60 @@ def test_holm_rejects_bad_p_values():
 def test_margin_out_of_range_is_an_error():
     with pytest.raises(ValueError, match="margin"):
         stats.paired_regression_test([1, 0], [1, 0], 1.5)
+
+
+# -- non_inferiority_margin is monotone in the margin ------------------------------------------------------------
+
+
+def test_the_issue_case_a_wider_margin_never_fails_what_a_narrower_one_passes():
+    # b = 0 fixed, c = 4 broken of n = 30: exact one-sided McNemar p = 1/16. Before, margin 0.02 switched to
+    # Tango alone (p 0.034 < 0.05: FAIL) while margin 0 passed (0.0625).
+    ref = np.ones(30)
+    cand = ref.copy()
+    cand[:4] = 0
+    p = {m: stats.paired_regression_test(ref, cand, m).p_value for m in (0.0, 0.02, 0.05, 0.1)}
+    assert p[0.0] == pytest.approx(1 / 16)
+    assert stats.tango_score_p(0, 4, 30, -0.02) < 0.05  # the score test alone would have failed it
+    assert p[0.0] <= p[0.02] <= p[0.05] <= p[0.1] and p[0.02] > 0.05
+
+
+MARGINS = np.linspace(0.0, 0.5, 26)
+
+
+@pytest.mark.parametrize("n", [5, 12, 30])
+def test_paired_p_value_never_falls_as_the_margin_grows_on_every_table(n):
+    for fixed in range(n + 1):
+        for broken in range(n + 1 - fixed):
+            ref = np.array([1] * broken + [0] * fixed + [1] * (n - fixed - broken), dtype=float)
+            cand = np.array([0] * broken + [1] * fixed + [1] * (n - fixed - broken), dtype=float)
+            ps = [stats.paired_regression_test(ref, cand, m, n_resamples=1).p_value for m in MARGINS]
+            assert np.all(np.diff(ps) >= -1e-12), (n, fixed, broken)
+
+
+def test_the_score_tests_grow_with_the_margin_up_to_n_100():
+    """What the floor relies on: the score p-values themselves never fall as the margin grows (the degenerate
+    tables with no discordant documents, p = 1 at margin 0, are floored by the exact p = 1)."""
+    fine = np.linspace(0.0, 0.5, 51)
+    n = 100
+    for fixed in range(n + 1):
+        for broken in range(n + 1 - fixed):
+            if fixed + broken == 0:
+                continue
+            ps = [stats.tango_score_p(fixed, broken, n, -m) for m in fine]
+            assert np.all(np.diff(ps) >= -1e-12), (fixed, broken)
+    for k_ref in range(31):
+        for k_cand in range(31):
+            if {k_ref, k_cand} <= {0} or {k_ref, k_cand} <= {30}:
+                continue
+            ps = [stats.miettinen_nurminen_p(k_cand, 30, k_ref, 30, -m) for m in fine]
+            assert np.all(np.diff(ps) >= -1e-12), (k_ref, k_cand)
+
+
+@pytest.mark.parametrize("n_ref,n_cand", [(5, 5), (10, 20)])
+def test_unpaired_p_value_never_falls_as_the_margin_grows_on_every_table(n_ref, n_cand):
+    for k_ref in range(n_ref + 1):
+        for k_cand in range(n_cand + 1):
+            ref = np.array([1] * k_ref + [0] * (n_ref - k_ref), dtype=float)
+            cand = np.array([1] * k_cand + [0] * (n_cand - k_cand), dtype=float)
+            ps = [stats.unpaired_regression_test(ref, cand, m).p_value for m in MARGINS]
+            assert np.all(np.diff(ps) >= -1e-12), (k_ref, k_cand)

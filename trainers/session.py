@@ -10,7 +10,7 @@ import shutil
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,7 @@ class Session:
             steps=steps,
             adjustments=[a.to_dict() for a in self.adjustments],
             versions=versions(),
-            created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
             train_runtime_s=self.train_runtime_s,
             eval_metrics=self.eval_metrics,
             warmup=self.warmup,

@@ -7,8 +7,9 @@ Adapters are never merged: ``HFLM(peft=...)`` wraps the base in a ``PeftModel``,
 through its LoRA support. Both classes are subclassed only to time each generation batch (lm-eval's
 documented way to extend HFLM), so every sample gets an honest ``gen_time_s``.
 
-Multi-GPU: ``hf`` runs data-parallel when started with ``accelerate launch -m medbench.harness.cli bench ...``
-(lm-eval's own mechanism: one model copy per GPU); ``vllm`` takes tensor and data parallel sizes.
+Several GPUs: ``hf`` and ``medbench-fast`` run data-parallel under ``torchrun`` / ``accelerate launch``
+(lm-eval's own mechanism: one model copy per process, :class:`DataParallelRanks`,
+:mod:`medbench.harness.run.shard`); ``vllm`` runs in one process and takes tensor and data parallel sizes.
 """
 
 from __future__ import annotations
@@ -164,12 +165,59 @@ class GeneratedTokenCounts:
         return out
 
 
+class DataParallelRanks:
+    """Mixin for lm-eval's ``HFLM`` (stock ``hf`` and ``medbench-fast``): under ``accelerate launch`` /
+    ``torchrun``, take this process's rank and the number of processes from accelerate, so lm-eval's own data
+    parallelism shards the documents and gathers them on rank 0 (see :mod:`medbench.harness.run.shard`).
+
+    HFLM does so only when it sees more than one GPU (``lm_eval/models/huggingface.py``: ``elif gpus > 1``), and
+    never for a model passed in already built (the 4-bit path); on CPU processes (gloo), with one GPU visible
+    per process, or in 4-bit, every process would otherwise score every document into rank 0's request cache.
+
+    ``--batch-size auto`` is probed per process: lm-eval takes the minimum over processes with an all-gather
+    inside the model call, and on a resumed run a process whose requests are all cached never makes that call,
+    so the others would wait for it forever.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        from medbench.harness.run.shard import current_launch
+
+        launch = current_launch()
+        if not launch.several or self.world_size > 1:  # type: ignore[attr-defined]
+            return
+        accelerator = getattr(self, "accelerator", None)
+        if accelerator is None:  # a model built here (4-bit): HFLM made no Accelerator
+            from datetime import timedelta
+
+            from accelerate import Accelerator, InitProcessGroupKwargs
+
+            accelerator = Accelerator(kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(weeks=52))])
+            self.accelerator = accelerator
+        self._rank = accelerator.process_index
+        self._world_size = accelerator.num_processes
+
+    def _detect_batch_size(self, requests: Any = None, pos: int = 0) -> int:
+        world, self._world_size = self._world_size, 1
+        try:
+            return super()._detect_batch_size(requests, pos)  # type: ignore[misc]
+        finally:
+            self._world_size = world
+
+
 def default_device(spec: BenchSpec) -> str:
+    """``--device``, else this process's GPU (``cuda:LOCAL_RANK`` under a launcher of several processes, which
+    the 4-bit path places its weights on), else the CPU."""
     if spec.device:
         return spec.device
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if not torch.cuda.is_available():
+        return "cpu"
+    from medbench.harness.run.shard import current_launch
+
+    launch = current_launch()
+    return f"cuda:{launch.local_rank}" if launch.several else "cuda"
 
 
 def effective_batch_size(spec: BenchSpec, device: str) -> int | str:
@@ -201,6 +249,11 @@ def check_backend(spec: BenchSpec) -> None:
     if resolve_backend(spec) == "vllm" and importlib.util.find_spec("vllm") is None:
         raise BackendError("--backend vllm needs vLLM, which is not installed: pip install 'medbench[vllm]' "
                            "(on a CUDA machine), or use --backend hf")
+    dp = spec.vllm.data_parallel_size
+    if resolve_backend(spec) == "vllm" and dp > 1 and importlib.util.find_spec("ray") is None:
+        raise BackendError(f"--data-parallel-size {dp} needs ray (lm-eval's vLLM model runs each data-parallel "
+                           "engine as a ray actor), which is not installed: pip install ray; or use "
+                           "--tensor-parallel-size, or --backend medbench-fast under torchrun (one engine per GPU)")
     if spec.load_in_4bit:
         import torch
 
@@ -224,16 +277,19 @@ def _hf_class(backend: str) -> type:
     if backend == "medbench-fast":
         from medbench.harness.backends.fast import MedbenchFastLM  # counts its generations itself
 
-        return type("TimedMedbenchFastLM", (_TimedGenerate, MedbenchFastLM), {})
+        return type("TimedMedbenchFastLM", (_TimedGenerate, DataParallelRanks, MedbenchFastLM), {})
     from lm_eval.models.huggingface import HFLM
 
-    return type("TimedHFLM", (_TimedGenerate, GeneratedTokenCounts, HFLM), {})
+    return type("TimedHFLM", (_TimedGenerate, DataParallelRanks, GeneratedTokenCounts, HFLM), {})
 
 
 def _build_hf(ck: ResolvedCheckpoint, spec: BenchSpec) -> Any:
+    from medbench.harness.run.shard import current_launch, use_launch_device
+
     TimedHFLM = _hf_class(resolve_backend(spec))
 
     device = default_device(spec)
+    use_launch_device(device, current_launch())  # CPU processes under torchrun: one gloo group
     common: dict[str, Any] = {
         "batch_size": effective_batch_size(spec, device),
         "trust_remote_code": spec.trust_remote_code,

@@ -11,8 +11,10 @@ from adapter_config.json and the adapter is evaluated without merging); NAME=BAS
 At the end the HTML report is written to RUN_DIR/report.html (skip it with --no-report; `medbench report`
 renders it later). A checkpoint named base, sft or grpo gets that lineage role unless its provenance file says
 otherwise; in a spec file give `role:`. Run the same command again to resume an interrupted run. Several GPUs
-with the hf backend:
-`accelerate launch -m medbench.harness.cli bench ...` (one model copy per GPU, as lm-eval does it).
+(hf, medbench-fast; one model copy per GPU, lm-eval's data parallelism, the same run directory as one GPU):
+`torchrun --nproc_per_node 2 -m medbench.harness.cli bench ...` or `accelerate launch --multi_gpu
+--num_processes 2 -m medbench.harness.cli bench ...`; vLLM in one process: --tensor-parallel-size /
+--data-parallel-size.
 Exit status: 0 all finished, 1 a checkpoint failed or the disk filled (finished work kept), 2 a usage error.
 """
 
@@ -76,8 +78,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reference", default=None,
                         help="checkpoint the others are compared with (default: provenance role 'base', else "
                              "the first)")
-    parser.add_argument("--tensor-parallel-size", type=int, default=None, help="vLLM tensor parallel size")
-    parser.add_argument("--data-parallel-size", type=int, default=None, help="vLLM data parallel size")
+    parser.add_argument("--tensor-parallel-size", type=int, default=None,
+                        help="vLLM: split one model over this many GPUs (default 1)")
+    parser.add_argument("--data-parallel-size", type=int, default=None,
+                        help="vLLM: this many engines, one per GPU group (default 1; lm-eval runs them as ray "
+                             "actors: needs `pip install ray`)")
     parser.add_argument("--gpu-memory-utilization", type=float, default=None,
                         help="vLLM share of GPU memory to use (default 0.9)")
     parser.add_argument("--max-model-len", type=int, default=None, help="vLLM maximum sequence length")
@@ -147,14 +152,18 @@ def run(args: argparse.Namespace) -> int:
     if not args.verbose:
         os.environ.setdefault("TQDM_DISABLE", "1")  # lm-eval's own bars; medbench prints progress with ETA
 
-    from medbench.harness.run.spec import build_spec, load_spec_file
+    from medbench.harness.run.shard import current_launch
+    from medbench.harness.run.spec import build_spec, check_task_names, load_spec_file
 
     def make_spec():
         file_data = load_spec_file(args.spec) if args.spec else None
         spec = build_spec(file_data, overrides_from_args(args))
+        # a misspelled task name, reported before anything heavy is imported
+        check_task_names(spec, "--tasks" if args.tasks else f"{args.spec}: tasks")
         if not spec.output:
             spec = dataclasses.replace(spec, output=default_output(spec))
-            print(f"run directory: {spec.output} (give --output to choose)", file=sys.stderr)
+            if current_launch().main:
+                print(f"run directory: {spec.output} (give --output to choose)", file=sys.stderr)
         return spec
 
     return bench_and_report(make_spec, verbose=args.verbose, no_report=args.no_report)
@@ -163,14 +172,13 @@ def run(args: argparse.Namespace) -> int:
 def bench_and_report(make_spec, *, verbose: bool, no_report: bool) -> int:
     """Build the spec, run the bench, print the summary and write the report; the exit status of both
     `medbench bench` and `medbench demo` (0 done, 1 a checkpoint, the disk or the report failed, 2 usage)."""
-    import os
-
     from medbench.harness.run.runner import run_bench
+    from medbench.harness.run.shard import current_launch
 
     # a SpecError or CheckpointError (exit 2) or BenchError (exit 1) is reported by medbench.harness.cli.main
     outcome = run_bench(make_spec(), verbose=verbose)
-    if int(os.environ.get("RANK", "0") or 0) != 0:
-        return 0 if outcome.ok else 1  # under accelerate, rank 0 prints the summary
+    if not current_launch().main:
+        return 0 if outcome.ok else 1  # under torchrun / accelerate launch, rank 0 prints and writes the report
     status = report_outcome(outcome)
     if not no_report and not write_report(outcome.run_dir):
         status = status or 1

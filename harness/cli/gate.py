@@ -1,8 +1,10 @@
 """Compare a candidate run with a baseline under YAML rules; exit 0 pass, 1 regression, 2 usage/config error.
 
 The baseline is a run directory or a file from `medbench baseline save`. Statistical checks are paired
-when both runs scored the same documents, unpaired otherwise (the output says which). Rules: see
-examples/gate-rules.yaml.
+when both runs scored the same documents, unpaired otherwise (the output says which). The gate fails closed
+(exit 1): a gated checkpoint that failed in its run, a task the rules name or one side lacks (unless
+`allow_missing: true`), or no applicable check at all is a failure, never a pass. A metrics.json that
+disagrees with its samples.parquet is a damaged input (exit 2). Rules: see examples/gate-rules.yaml.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ def _write(path: str, text: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from medbench.harness.gate.baseline import BaselineFileError, load_scored
-    from medbench.harness.gate.evaluate import choose_checkpoints, evaluate_gate
+    from medbench.harness.gate.evaluate import Closed, choose_checkpoints, evaluate_gate
     from medbench.harness.gate.outputs import render_junit, render_markdown, render_terminal
     from medbench.harness.gate.rules import GateConfigError, load_rules
     from medbench.harness.run.rundir import RunDirError
@@ -59,6 +61,10 @@ def run(args: argparse.Namespace) -> int:
             ungated = [c for c in candidate.checkpoints if c not in baseline.checkpoints]
             if ungated:
                 result.notes.append(f"not gated (no baseline checkpoint of that name): {', '.join(ungated)}")
+            for lost in (c for c in baseline.checkpoints if c not in candidate.checkpoints):
+                result.closed.append(Closed(None, lost, None, (
+                    f"baseline checkpoint {lost!r} has no checkpoint of that name in the candidate run: it was "
+                    f"not benchmarked, so it is not gated")))
     except (GateConfigError, RunDirError, BaselineFileError) as e:
         print(f"medbench gate: error: {e}", file=sys.stderr)
         return 2

@@ -38,11 +38,18 @@ def render_runs(run_dirs, output=None, *, title: str | None = None, progress=Non
     """
     import time
 
-    from medbench.harness.run.rundir import load_run
+    from medbench.harness.run.rundir import RunDirError, load_run
     from medbench.harness.stats.compare import report_stats
     from medbench.reports.render import render_report
 
     runs = [load_run(p) for p in run_dirs]
+    for run in runs:  # an empty metrics.json would render a report with nothing in it, looking like a result
+        if not run.task_metrics():
+            failed = run.meta.get("errors") or {}
+            why = "".join(f"; {name} failed: {msg}" for name, msg in failed.items()) if isinstance(failed, dict) else ""
+            raise RunDirError(f"{run.root / 'metrics.json'} has no results (no per_task records): no (checkpoint, "
+                              f"task) pair of this run finished{why}. Finish the run (run the same `medbench bench` "
+                              f"command again) before rendering it")
     t = time.perf_counter()
     stats = report_stats(runs)
     if progress:

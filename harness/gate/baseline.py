@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medbench.harness.run.records import GroupMetrics, TaskMetrics
+from medbench.harness.run.records import METRICS, GroupMetrics, TaskMetrics
 from medbench.harness.run.rundir import Run, RunDirError, load_run
 from medbench.harness.stats.metrics import INDICATOR_SOURCE_COLUMNS, closest, document_indicators
 from medbench.tasks.errors import MedbenchError
@@ -46,6 +46,15 @@ class BaselineFileError(MedbenchError):
     """A baseline file is missing, corrupt or of another format; the message says which and how to fix it."""
 
 
+class InconsistentRunError(MedbenchError):
+    """A run's metric records disagree with its per-document outcomes (metrics.json edited or damaged, or a
+    baseline file's two halves out of step): the gate refuses to give a verdict on numbers it cannot trust."""
+
+
+#: Slack for comparing a stored rate with the same rate recomputed from documents (k / n in floating point).
+_RATE_SLACK = 1e-9
+
+
 @dataclass
 class ScoredRun:
     """Per-task metrics and per-document indicators of one run (from a run directory or a baseline file)."""
@@ -59,7 +68,12 @@ class ScoredRun:
     documents: Any = field(repr=False)  # pandas.DataFrame from metrics.document_indicators
     provenance: dict[str, Any] = field(default_factory=dict, repr=False)
     per_group: list[GroupMetrics] = field(default_factory=list)
+    #: checkpoint -> why it failed in its run (run.json ``errors``): the gate fails such a checkpoint
+    errors: dict[str, str] = field(default_factory=dict)
+    #: run.json ``status`` ("complete", "incomplete", "running"; None when not recorded)
+    status: str | None = None
     _by_task: dict[tuple[str, str], Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _verified: set[tuple[str, str]] = field(default_factory=set, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         where = str(self.source)
@@ -113,6 +127,48 @@ class ScoredRun:
             self._by_task[key] = rows.set_index(index.rename("doc_key")).drop(columns="doc_key")
         return self._by_task[key]
 
+    def verify(self, checkpoint: str, name: str) -> None:
+        """Raise :class:`InconsistentRunError` when the metric record of ``checkpoint`` × ``name`` (a task or a
+        group) disagrees with its documents: the count, and every rate recomputed from the per-document
+        indicators it is the mean of. A gate that read "60.0% vs 60.0%" from metrics.json beside a test on
+        samples showing "Δ −13.3 pts" would give a verdict on two different runs. A rate whose indicator no
+        document records (a column an older baseline file lacks) is not compared."""
+        import numpy as np
+
+        key = (checkpoint, name)
+        if key in self._verified:
+            return
+        record = self.record(checkpoint, name)
+        if record is None:
+            return
+        docs = self.task_documents(checkpoint, name)
+        what = "metrics.json" if self.kind == "run directory" else "its per_task/per_group records"
+        fix = ("re-run `medbench bench` with the same --output to rewrite metrics.json from the finished pairs"
+               if self.kind == "run directory" else "re-save it with `medbench baseline save RUN_DIR -o FILE`")
+        where = f"{self.describe()}: checkpoint {checkpoint!r}, {name!r}"
+        problems = []
+        if record.n != len(docs):
+            problems.append(f"n = {record.n} but {len(docs)} scored documents")
+        for m in METRICS:
+            if m.kind != "rate" or m.indicator not in docs.columns:
+                continue
+            values = docs[m.indicator].to_numpy(dtype=float)
+            values = values[~np.isnan(values)]
+            stored = record.get(m.name)
+            if not values.size:
+                continue
+            recomputed = float(values.mean())
+            if stored is None or abs(float(stored) - recomputed) > _RATE_SLACK:
+                shown = "null" if stored is None else f"{100 * float(stored):.1f}%"
+                problems.append(f"{m.name} {shown} but the documents give {100 * recomputed:.1f}% "
+                                f"({int(values.sum())}/{values.size})")
+        if problems:
+            raise InconsistentRunError(
+                f"{where}: {what} disagrees with the per-document outcomes ({'; '.join(problems)}): the numbers "
+                f"were edited or the files are from different runs, so no verdict can be trusted; {fix}"
+            )
+        self._verified.add(key)
+
     def require_checkpoint(self, name: str) -> str:
         if name not in self.checkpoints:
             raise RunDirError(
@@ -139,8 +195,11 @@ def _from_run(run: Run) -> ScoredRun:
     if "showcase" in samples.columns:
         samples = samples[~samples["showcase"].astype("boolean").fillna(False).to_numpy(dtype=bool)]
     per_task, per_group = run.task_metrics(), run.group_metrics()
+    errors = run.meta.get("errors") if isinstance(run.meta.get("errors"), dict) else {}
     if not per_task:
-        raise RunDirError(f"{run.root / 'metrics.json'} has no per_task records: the run did not finish")
+        failed = "".join(f"; {name} failed: {msg}" for name, msg in errors.items())
+        raise RunDirError(f"{run.root / 'metrics.json'} has no per_task records: no (checkpoint, task) pair of "
+                          f"the run finished{failed}")
     roles = {c.name: c.role for c in run.checkpoints if c.role}
     names = run.checkpoint_names or list(dict.fromkeys(r.checkpoint for r in per_task))
     return ScoredRun(
@@ -148,7 +207,8 @@ def _from_run(run: Run) -> ScoredRun:
         per_task=per_task, documents=document_indicators(samples.reset_index(drop=True)),
         provenance={"run_id": run.run_id, **run_environment(run.meta), "checkpoints": run.meta.get("checkpoints"),
                     "tasks": run.meta.get("tasks")},
-        per_group=per_group,
+        per_group=per_group, errors={str(k): str(v) for k, v in errors.items()},
+        status=run.meta.get("status"),
     )
 
 
@@ -206,6 +266,18 @@ def save_baseline(run_dir: str | Path, out: str | Path, checkpoints: Sequence[st
     chosen = list(checkpoints) if checkpoints else scored.checkpoints
     for name in chosen:
         scored.require_checkpoint(name)
+    failed = {n: scored.errors[n] for n in chosen if n in scored.errors}
+    if failed:
+        others = [n for n in scored.checkpoints if n not in failed]
+        raise RunDirError(
+            f"{run.root}: checkpoint(s) {', '.join(map(repr, failed))} failed in this run "
+            f"({'; '.join(f'{n}: {m}' for n, m in failed.items())}); a baseline must hold finished work: fix it "
+            f"and run the same `medbench bench` command again to resume, or leave it out"
+            + (f" with --checkpoint ({', '.join(others)})" if others else "")
+        )
+    for name in chosen:
+        for task in scored.tasks(name) + scored.groups(name):
+            scored.verify(name, task)  # a baseline is never saved from numbers that disagree with its documents
     samples = run.samples()
     if "showcase" in samples.columns:
         samples = samples[~samples["showcase"].astype("boolean").fillna(False).to_numpy(dtype=bool)]
@@ -216,7 +288,7 @@ def save_baseline(run_dir: str | Path, out: str | Path, checkpoints: Sequence[st
     provenance = {
         "source_run_dir": str(run.root),
         "run_id": run.run_id,
-        "saved_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "saved_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "saved_with": f"medbench {_medbench_version()}",
         **run_environment(run.meta),
         "checkpoints": [c.to_dict() for c in run.checkpoints if c.name in chosen],

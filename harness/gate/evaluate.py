@@ -1,9 +1,16 @@
-"""The regression gate: check a candidate run against a baseline under rules (see gate_rules.py).
+"""The regression gate: check a candidate run against a baseline under rules (see rules.py).
 
     candidate = load_scored("runs/pr"); baseline = load_scored("baselines/main.json")
     result = evaluate_gate(candidate, baseline, load_rules("gate-rules.yaml"),
                            choose_checkpoints(candidate, baseline))
-    result.exit_code   # 0 pass, 1 regression
+    result.exit_code   # 0 pass, 1 regression or nothing to vouch for
+
+The gate **fails closed**: a pass means every required check ran and held. Each of these is a failure
+(:class:`Closed`, exit 1) with a message naming what is missing: a gated checkpoint that failed in its run (or
+has no results), a task the rules name or that one side has and the other lacks (unless the rules say
+``allow_missing: true`` for it), a candidate run that did not finish, and zero applicable checks. Numbers that
+disagree with their documents (metrics.json against samples.parquet) are a damaged input
+(:class:`~medbench.harness.gate.baseline.InconsistentRunError`, exit 2): no verdict is given.
 
 Statistical checks are paired when both sides scored exactly the same documents of a task (by ``doc_key``),
 unpaired otherwise, and every verdict says which. Metric values come from each side's metrics.json records
@@ -17,10 +24,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
-from medbench.harness.stats import paired as stats
 from medbench.harness.gate.baseline import ScoredRun
 from medbench.harness.gate.rules import GateConfigError, GateRules, Rule
+from medbench.harness.stats import paired as stats
 
 #: Slack for comparing thresholds with rates computed as k / n (so 0.5 >= 0.5 never fails on rounding).
 EPS = 1e-9
@@ -41,6 +47,18 @@ class RuleResult:
     unit: str | None = None  # "tokens"/"words" for length metrics
     test: stats.RegressionTest | None = None
     p_adjusted: float | None = None  # Holm-adjusted p when Holm is on
+    #: the metric is an accuracy that rests on the offline similarity proxy judge on either side: labelled so
+    proxy: bool = False
+
+
+@dataclass(frozen=True)
+class Closed:
+    """Why the gate cannot vouch for a candidate although no rule regressed: the gate fails closed."""
+
+    candidate_checkpoint: str | None
+    baseline_checkpoint: str | None
+    task: str | None  # the task (or group) concerned; None for the whole run or checkpoint
+    message: str
 
 
 @dataclass
@@ -52,14 +70,20 @@ class GateResult:
     checkpoint_pairs: list[tuple[str, str]]
     results: list[RuleResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    closed: list[Closed] = field(default_factory=list)
 
     @property
     def failures(self) -> list[RuleResult]:
         return [r for r in self.results if r.status == "fail"]
 
     @property
+    def checked(self) -> list[RuleResult]:
+        """Rule checks that ran (passed or failed; not the skipped ones)."""
+        return [r for r in self.results if r.status != "skip"]
+
+    @property
     def passed(self) -> bool:
-        return not self.failures
+        return not self.failures and not self.closed
 
     @property
     def exit_code(self) -> int:
@@ -123,6 +147,11 @@ class _NotApplicable(Exception):
     """A rule cannot be evaluated for this task; skipped for "*" rules, a configuration error otherwise."""
 
 
+#: Metrics that read the judge's verdicts where a task's answers are free text: proxy-labelled when it is the proxy.
+JUDGED_METRICS: frozenset[str] = frozenset({"accuracy", "flexible_accuracy", "strict_accuracy", "judge_agreement"})
+PROXY_NOTE = "proxy: judged by the offline similarity proxy, not an LLM judge; indicative only"
+
+
 def format_rate(value: float) -> str:
     return f"{100 * value:.1f}%"
 
@@ -177,6 +206,8 @@ class _TaskComparison:
     task: str
 
     def __post_init__(self) -> None:
+        self.candidate.verify(self.cand_ck, self.task)  # InconsistentRunError (exit 2): no verdict on such numbers
+        self.baseline.verify(self.base_ck, self.task)
         self.cand_rec = self.candidate.record(self.cand_ck, self.task)
         self.base_rec = self.baseline.record(self.base_ck, self.task)
         self.cand_docs = self.candidate.task_documents(self.cand_ck, self.task)
@@ -215,6 +246,8 @@ class _TaskComparison:
 
 def _evaluate(rule: Rule, alpha: float, cmp: _TaskComparison) -> RuleResult:
     result = RuleResult(cmp.cand_ck, cmp.base_ck, cmp.task, rule, "pass", "")
+    result.proxy = rule.metric in JUDGED_METRICS and any(
+        bool(rec is not None and rec.accuracy_proxy) for rec in (cmp.cand_rec, cmp.base_rec))
     check, thr = rule.check, rule.threshold
     value, base_value, unit = _values(rule, cmp.cand_rec, cmp.base_rec, relative=check not in ("min", "max"))
     result.candidate_value, result.baseline_value, result.unit = value, base_value, unit
@@ -248,6 +281,8 @@ def _evaluate(rule: Rule, alpha: float, cmp: _TaskComparison) -> RuleResult:
         ok = result.test.p_value > alpha  # Holm, when on, re-decides on the adjusted p-value
         result.detail = _test_detail(rule, result.test, alpha, None)
     result.status = "pass" if ok else "fail"
+    if result.proxy:
+        result.detail += f" [{PROXY_NOTE}]"
     return result
 
 
@@ -257,7 +292,7 @@ def _test_detail(rule: Rule, test: stats.RegressionTest, alpha: float, p_adjuste
     ci = ""
     if lo is not None and hi is not None:
         lo, hi = sorted((sign * lo, sign * hi))
-        ci = f" [{round(test.confidence * 100)}% CI {100 * lo:+.1f}, {100 * hi:+.1f}]"
+        ci = f" [{round(test.confidence * 100)}% CI {100 * lo:+.1f}, {100 * hi:+.1f}: for scale, the test decides]"
     p = test.p_value if p_adjusted is None else p_adjusted
     p_text = f"p={test.p_value:.3g}" + (f", Holm-adjusted {p_adjusted:.3g}" if p_adjusted is not None else "")
     n = f"n={test.n_candidate}" if test.paired else f"n={test.n_candidate} vs {test.n_reference}"
@@ -267,6 +302,17 @@ def _test_detail(rule: Rule, test: stats.RegressionTest, alpha: float, p_adjuste
     )
 
 
+def _closed_checkpoint(side: ScoredRun, checkpoint: str, which: str) -> str | None:
+    """Why one gated checkpoint cannot be vouched for (it failed in its run, or has no results), or None."""
+    if checkpoint in side.errors:
+        return (f"{which} checkpoint {checkpoint!r} failed in its run ({side.errors[checkpoint]}): fix it and run "
+                f"the same `medbench bench` command again to resume")
+    if not side.tasks(checkpoint):
+        return (f"{which} checkpoint {checkpoint!r} has no results in {side.describe()} (did it fail to load? see "
+                f"run.json's errors and errors.log)")
+    return None
+
+
 def evaluate_gate(
     candidate: ScoredRun,
     baseline: ScoredRun,
@@ -274,26 +320,65 @@ def evaluate_gate(
     checkpoint_pairs: list[tuple[str, str]],
     holm: bool = False,
 ) -> GateResult:
-    """Apply every rule to every task of each candidate checkpoint. Raises GateConfigError on rules that
-    name unknown tasks, or explicit (non-"*") rules that cannot be evaluated."""
+    """Apply every rule to every task of each candidate checkpoint, failing closed (module docstring).
+
+    Raises GateConfigError (exit 2) on rules that name a task neither run has, or explicit (non-"*") rules
+    that cannot be evaluated; InconsistentRunError (exit 2) on metrics that disagree with their documents.
+    """
     holm = holm or rules.holm
-    rules.check_tasks(candidate.tasks() + candidate.groups(), f"the candidate ({candidate.describe()})")
-    gate = GateResult(candidate, baseline, rules, holm, checkpoint_pairs)
+    notes = rules.check_tasks(list(dict.fromkeys(candidate.tasks() + candidate.groups() + baseline.tasks()
+                                                 + baseline.groups())), "either run")
+    gate = GateResult(candidate, baseline, rules, holm, checkpoint_pairs, notes=notes)
+    if candidate.status == "running":
+        gate.closed.append(Closed(None, None, None, (
+            f"the candidate run {candidate.describe()} did not finish (run.json status 'running': interrupted?): "
+            f"run the same `medbench bench` command again to finish it")))
     for cand_ck, base_ck in checkpoint_pairs:
         prefix = f"{cand_ck} vs {base_ck}: " if len(checkpoint_pairs) > 1 else ""
-        cand_tasks = candidate.tasks(cand_ck)
-        cand_groups = candidate.groups(cand_ck)
-        for task in rules.tasks:
-            if task not in cand_tasks and task not in cand_groups:
-                gate.results.append(RuleResult(
-                    cand_ck, base_ck, task, next(r for r in rules.rules if r.task == task), "fail",
-                    f"checkpoint {cand_ck!r} has no results for task {task!r}, which the rules require",
-                ))
+        dead = [m for m in (_closed_checkpoint(candidate, cand_ck, "candidate"),
+                            _closed_checkpoint(baseline, base_ck, "baseline")) if m]
+        for message in dead:
+            gate.closed.append(Closed(cand_ck, base_ck, None, message))
+        if dead:
+            continue  # a failed checkpoint is not compared task by task: the run has to be finished first
+        cand_tasks, cand_groups = candidate.tasks(cand_ck), candidate.groups(cand_ck)
+        base_tasks, base_groups = baseline.tasks(base_ck), baseline.groups(base_ck)
+        explicit = rules.tasks
+        # every task the rules name, or one side has, must be on both sides (unless allowed to be missing)
+        every_task = any(r.from_wildcard for r in rules.rules)  # "*": every task either side has is gated
+        wanted = list(dict.fromkeys(explicit + (cand_tasks + base_tasks if every_task else [])))
+        missing_in_base: set[str] = set()
+        for task in wanted:
+            in_cand = task in cand_tasks or task in cand_groups
+            in_base = task in base_tasks or task in base_groups
+            named = "the rules name" if task in explicit else "the other side has"
+            if in_cand and in_base:
+                continue
+            if rules.missing_allowed(task):
+                skipped = "rules are skipped" if not in_cand else "checks against the baseline are skipped"
+                gate.notes.append(f"{prefix}{task}: not in the {'candidate' if not in_cand else 'baseline'} "
+                                  f"checkpoint; allowed by allow_missing, so its {skipped}")
+                if in_cand:
+                    missing_in_base.add(task)
+                continue
+            if not in_cand:
+                gate.closed.append(Closed(cand_ck, base_ck, task, (
+                    f"candidate checkpoint {cand_ck!r} has no results for task {task!r}, which {named}"
+                    f"{' (and the baseline has)' if in_base and task in explicit else ''}: run it, or set "
+                    f"allow_missing: true on {task!r} in the rules")))
+            else:
+                gate.closed.append(Closed(cand_ck, base_ck, task, (
+                    f"baseline checkpoint {base_ck!r} has no results for task {task!r}, which {named}: nothing to "
+                    f"compare with (re-save the baseline from a run with this task, or set allow_missing: true "
+                    f"on {task!r} in the rules)")))
         # "*" rules apply to tasks; a group (pooled over its tasks) is checked only when the rules name it.
-        for task in cand_tasks + [g for g in cand_groups if g in rules.tasks]:
+        for task in cand_tasks + [g for g in cand_groups if g in explicit]:
             applicable = rules.for_task(task, is_group=task not in cand_tasks)
             if not applicable:
                 continue
+            has_base = task in base_tasks or task in base_groups
+            if not has_base and task not in missing_in_base:
+                continue  # already a closed failure above (or no rule reaches it)
             cmp = _TaskComparison(candidate, cand_ck, baseline, base_ck, task)
             if cmp.base_rec is not None:
                 gate.notes.append(prefix + cmp.pairing_note())
@@ -304,6 +389,10 @@ def evaluate_gate(
                         f"changed, so differences may not be the model's"
                     )
             for rule in applicable:
+                if cmp.base_rec is None and rule.check not in ("min", "max"):
+                    gate.results.append(RuleResult(cand_ck, base_ck, task, rule, "skip",
+                                                   "not applicable: the baseline lacks this task (allow_missing)"))
+                    continue
                 try:
                     gate.results.append(_evaluate(rule, rules.alpha, cmp))
                 except _NotApplicable as e:
@@ -312,6 +401,11 @@ def evaluate_gate(
                             f"{rules.source}: {rule.where} cannot be checked for checkpoint {cand_ck!r}: {e}"
                         ) from None
                     gate.results.append(RuleResult(cand_ck, base_ck, task, rule, "skip", f"not applicable: {e}"))
+    if not gate.checked and not gate.closed:
+        skipped = len(gate.results)
+        gate.closed.append(Closed(None, None, None, (
+            f"no rule check applied ({skipped} skipped as not applicable): nothing was verified, so nothing "
+            f"passed; check that {rules.source} names metrics the runs measure")))
     _apply_holm(gate)
     return gate
 
@@ -324,8 +418,8 @@ def _apply_holm(gate: GateResult) -> None:
     for r, p in zip(tested, adjusted):
         r.p_adjusted = p
         r.status = "pass" if p > gate.rules.alpha else "fail"
-        r.detail = _test_detail(r.rule, r.test, gate.rules.alpha, p)
+        r.detail = _test_detail(r.rule, r.test, gate.rules.alpha, p) + (f" [{PROXY_NOTE}]" if r.proxy else "")
     gate.notes.append(f"Holm correction across {len(tested)} statistical checks (family-wise α={gate.rules.alpha:g})")
 
 
-__all__ = ["EPS", "GateResult", "RuleResult", "choose_checkpoints", "evaluate_gate"]
+__all__ = ["EPS", "Closed", "GateResult", "RuleResult", "choose_checkpoints", "evaluate_gate"]

@@ -2,7 +2,10 @@
 
 Markdown fits a GitHub step summary (``--markdown "$GITHUB_STEP_SUMMARY"``) or a PR comment; JUnit XML has
 one test case per rule (per task and checkpoint pair), a ``failure`` element for a regression and a
-``skipped`` element for a "*" rule that does not apply, so any CI system can show the verdicts.
+``skipped`` element for a "*" rule that does not apply, so any CI system can show the verdicts. What made the
+gate fail closed (a failed checkpoint, a missing task, nothing checked) is shown first in every output, and in
+JUnit as a failed test case of type ``fails-closed``. A value that rests on the offline proxy judge carries
+" (proxy)".
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import html
 import xml.etree.ElementTree as ET
 
-from medbench.harness.gate.evaluate import GateResult, RuleResult, format_value
+from medbench.harness.gate.evaluate import Closed, GateResult, RuleResult, format_value
 
 STATUS_WORD = {"pass": "PASS", "fail": "FAIL", "skip": "skip"}
 STATUS_ICON = {"pass": "✅", "fail": "❌", "skip": "⏭️"}
@@ -28,8 +31,15 @@ def _threshold(r: RuleResult) -> str:
     return f"{rule.check} {format_value(rule, rule.threshold, r.unit)}"
 
 
-def _pair_label(r: RuleResult) -> str:
-    return f"{r.candidate_checkpoint} vs {r.baseline_checkpoint}"
+def _pair_label(r: RuleResult | Closed) -> str:
+    if r.candidate_checkpoint is None and r.baseline_checkpoint is None:
+        return "run"
+    return f"{r.candidate_checkpoint or '—'} vs {r.baseline_checkpoint or '—'}"
+
+
+def _value(r: RuleResult, value: float | None) -> str:
+    text = format_value(r.rule, value, r.unit)
+    return text + " (proxy)" if r.proxy and value is not None else text
 
 
 def _headline(result: GateResult) -> str:
@@ -38,7 +48,14 @@ def _headline(result: GateResult) -> str:
     extra = f", {skipped} skipped" if skipped else ""
     if result.passed:
         return f"passed: all {n - skipped} rule checks passed{extra}"
-    return f"FAILED: {len(result.failures)} of {n - skipped} rule checks regressed{extra}"
+    closed = (f"; fails closed: {len(result.closed)} problem{'s' if len(result.closed) != 1 else ''} (missing "
+              f"or failed, nothing to vouch for)") if result.closed else ""
+    return f"FAILED: {len(result.failures)} of {n - skipped} rule checks regressed{extra}{closed}"
+
+
+def _closed_line(c: Closed) -> str:
+    where = " ".join(x for x in (_pair_label(c) if _pair_label(c) != "run" else "", c.task or "") if x)
+    return f"{where + ': ' if where else ''}{c.message}"
 
 
 def _sides(result: GateResult) -> tuple[str, str]:
@@ -59,8 +76,8 @@ def render_terminal(result: GateResult) -> str:
     for r in result.results:
         rows.append(
             ([_pair_label(r)] if multi else [])
-            + [r.task, r.rule.metric, _threshold(r), format_value(r.rule, r.candidate_value, r.unit),
-               format_value(r.rule, r.baseline_value, r.unit) if r.baseline_value is not None else "",
+            + [r.task, r.rule.metric, _threshold(r), _value(r, r.candidate_value),
+               _value(r, r.baseline_value) if r.baseline_value is not None else "",
                STATUS_WORD[r.status]]
         )
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)] if rows else [len(h) for h in header]
@@ -71,12 +88,17 @@ def render_terminal(result: GateResult) -> str:
     out = [f"medbench gate  candidate: {cand}", f"               baseline:  {base}",
            f"               alpha={result.rules.alpha:g} one-sided" + (", Holm-corrected" if result.holm else ""), ""]
     out += [line(header), line(["-" * w for w in widths])]
+    if result.closed:
+        out = out[:4] + ["FAILS CLOSED (nothing checked is not a pass):"] + [f"  FAIL {_closed_line(c)}"
+                                                                            for c in result.closed] + [""] + out[4:]
     for r, cells in zip(result.results, rows):
         out.append(line(cells))
         out.append("    " + r.detail)
     if result.notes:
         out += ["", "notes:"] + [f"  - {n}" for n in dict.fromkeys(result.notes)]
     out += ["", f"gate {_headline(result)}"]
+    for c in result.closed:
+        out.append(f"  FAIL {_closed_line(c)}")
     for r in result.failures:
         out.append(f"  FAIL {(_pair_label(r) + ' ') if multi else ''}{r.task} {r.rule.metric} {_threshold(r)}: {r.detail}")
     return "\n".join(out)
@@ -101,11 +123,15 @@ def render_markdown(result: GateResult) -> str:
         "| | " + ("checkpoints | " if multi else "") + "task | metric | check | candidate | baseline | detail |",
         "|---|" + ("---|" if multi else "") + "---|---|---|---:|---:|---|",
     ]
+    for c in result.closed:
+        cells = [STATUS_ICON["fail"]] + ([_pair_label(c)] if multi else []) + [
+            f"`{c.task}`" if c.task else "—", "—", "fails closed", "", "", c.message]
+        lines.append("| " + " | ".join(_md(x) for x in cells) + " |")
     ordered = sorted(result.results, key=lambda r: {"fail": 0, "pass": 1, "skip": 2}[r.status])
     for r in ordered:
         cells = [STATUS_ICON[r.status]] + ([_pair_label(r)] if multi else []) + [
-            f"`{r.task}`", f"`{r.rule.metric}`", _threshold(r), format_value(r.rule, r.candidate_value, r.unit),
-            format_value(r.rule, r.baseline_value, r.unit) if r.baseline_value is not None else "", r.detail,
+            f"`{r.task}`", f"`{r.rule.metric}`", _threshold(r), _value(r, r.candidate_value),
+            _value(r, r.baseline_value) if r.baseline_value is not None else "", r.detail,
         ]
         lines.append("| " + " | ".join(_md(c) for c in cells) + " |")
     if result.notes:
@@ -119,6 +145,15 @@ def render_junit(result: GateResult) -> str:
     """JUnit XML: one <testsuite> per checkpoint pair, one <testcase> per rule check."""
     suites = ET.Element("testsuites", name="medbench gate")
     totals = {"tests": 0, "failures": 0, "skipped": 0}
+    if result.closed:
+        suite = ET.SubElement(suites, "testsuite", name="medbench gate: fails closed", errors="0", time="0",
+                              tests=str(len(result.closed)), failures=str(len(result.closed)), skipped="0")
+        for c in result.closed:
+            case = ET.SubElement(suite, "testcase", classname=f"medbench.gate.{c.task or 'run'}",
+                                 name=f"fails closed: {_pair_label(c)}", time="0")
+            ET.SubElement(case, "failure", message=c.message, type="fails-closed").text = _closed_line(c)
+        totals["tests"] += len(result.closed)
+        totals["failures"] += len(result.closed)
     for cand_ck, base_ck in result.checkpoint_pairs:
         cases = [r for r in result.results if (r.candidate_checkpoint, r.baseline_checkpoint) == (cand_ck, base_ck)]
         counts = {

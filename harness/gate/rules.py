@@ -13,6 +13,14 @@ Example (``examples/gate-rules.yaml`` is the annotated version)::
         reasoning_tokens_median: {max: 400}
       medbench_health:       # a task group: pooled over its tasks (metrics.json per_group); "*" skips groups
         accuracy: {non_inferiority_margin: 0.0}
+      medbench_gsm8k:
+        allow_missing: true  # this task may be absent from either run (default: a missing task fails)
+        accuracy: {min: 0.2}
+
+The gate fails closed: nothing checked is not a pass. A gated checkpoint that failed in its run, a task that
+the rules name or that one side has and the other lacks, and zero applicable checks are each a failure with
+a message (exit 1) unless ``allow_missing: true`` is set on that task (or on ``"*"``: any task); a
+metrics.json that disagrees with its samples.parquet is a damaged input (exit 2).
 
 Checks:
 
@@ -32,8 +40,10 @@ Checks:
     test at level ``alpha`` of H0 "the candidate is at most ``margin`` worse" against H1 "it is worse by more
     than ``margin``". The rule fails only when H0 is rejected, i.e. when the data show a regression beyond the
     margin; the burden of proof is on the regression, which is what keeps false alarms on identical
-    checkpoints at or below ``alpha``. Paired (exact McNemar at margin 0, Tango's score test above 0) when both
-    runs scored the same documents; unpaired (Miettinen-Nurminen) otherwise.
+    checkpoints at or below ``alpha``. Its p-value is the larger of the exact test of "worse at all" (McNemar
+    paired, Fisher unpaired) and, above margin 0, the score test at the margin (Tango paired,
+    Miettinen-Nurminen unpaired), so a wider margin never fails what a narrower one passes
+    (:mod:`medbench.harness.stats.paired`). Paired when both runs scored the same documents, unpaired otherwise.
 
 Rates and margins are fractions (0.05 = 5 points), lengths are in the run's reasoning-length unit (tokens, or
 words where tokens were not recorded).
@@ -46,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 from medbench.harness.run.records import METRICS
+from medbench.harness.run.spec import yaml_load_unique
 from medbench.harness.stats.metrics import closest
 from medbench.tasks.errors import MedbenchError
 
@@ -54,6 +65,8 @@ CHECKS: tuple[str, ...] = (
     "min", "max", "max_drop", "max_increase", "max_change", "max_changed_documents", "non_inferiority_margin",
 )
 TOP_LEVEL_KEYS: tuple[str, ...] = ("alpha", "holm", "rules")
+#: Keys a task's entry may hold beside its metrics: options about the task itself.
+TASK_OPTIONS: tuple[str, ...] = ("allow_missing",)
 DEFAULT_ALPHA = 0.05
 
 
@@ -106,11 +119,18 @@ class GateRules:
     alpha: float
     holm: bool
     rules: tuple[Rule, ...]
+    #: Tasks (or "*": every task) that may be absent from either run; any other missing task fails the gate.
+    allow_missing: frozenset[str] = frozenset()
 
     @property
     def tasks(self) -> list[str]:
         """Task names the rules mention (without "*")."""
         return list(dict.fromkeys(r.task for r in self.rules if not r.from_wildcard))
+
+    def missing_allowed(self, task: str) -> bool:
+        """Whether ``task`` may be absent from the candidate or the baseline (``allow_missing: true`` on it or
+        on "*"); by default a missing task fails the gate."""
+        return task in self.allow_missing or WILDCARD in self.allow_missing
 
     def for_task(self, task: str, is_group: bool = False) -> list[Rule]:
         """Rules that apply to ``task``: its own, plus "*" rules it does not override (same metric and
@@ -122,14 +142,21 @@ class GateRules:
         inherited = [r for r in self.rules if r.from_wildcard and (r.metric, r.check) not in overridden]
         return inherited + own
 
-    def check_tasks(self, known: list[str], where: str) -> None:
-        """Raise GateConfigError for rules naming a task not in ``known``."""
+    def check_tasks(self, known: list[str], where: str) -> list[str]:
+        """Raise GateConfigError for rules naming a task not in ``known`` (a typo, most likely), except a task
+        allowed to be missing; returns a note for each of those not in ``known`` (so a misspelled optional
+        task is still pointed out)."""
+        notes = []
         for task in self.tasks:
-            if task not in known:
+            if task not in known and self.missing_allowed(task):
+                notes.append(f"rules name task {task!r} (allow_missing), which {where} does not have"
+                             f"{closest(task, known)}")
+            elif task not in known:
                 raise GateConfigError(
                     f"{self.source}: rules name task {task!r}, which {where} does not have{closest(task, known)}; "
                     f"tasks and task groups there: {known} (or use \"*\" for every task)"
                 )
+        return notes
 
 
 def _number(value: Any, where: str) -> float:
@@ -187,14 +214,27 @@ def parse_rules(data: Any, source: str | Path = "<rules>") -> GateRules:
             f"{{non_inferiority_margin: 0.0}}}}}}"
         )
     rules: list[Rule] = []
+    allow_missing: set[str] = set()
     for task, metrics in by_task.items():
         if not isinstance(metrics, dict) or not metrics:
             raise GateConfigError(f"{source}: rules.{task} must map metric names to checks, got {metrics!r}")
+        if "allow_missing" in metrics:
+            flag = metrics["allow_missing"]
+            if not isinstance(flag, bool):
+                raise GateConfigError(f"{source}: rules.{task}.allow_missing must be true or false, got {flag!r}")
+            if flag:
+                allow_missing.add(str(task))
+            if len(metrics) == 1 and task != WILDCARD:
+                raise GateConfigError(f"{source}: rules.{task} holds only allow_missing; name the metrics to check "
+                                      f"when the task is there, e.g. accuracy: {{min: 0.5}}")
         for metric, checks in metrics.items():
+            if metric in TASK_OPTIONS:
+                continue
             if metric not in GATE_METRICS:
                 raise GateConfigError(
-                    f"{source}: rules.{task}: unknown metric {metric!r}{closest(str(metric), list(GATE_METRICS))}; "
-                    f"metrics: {list(GATE_METRICS)}"
+                    f"{source}: rules.{task}: unknown metric {metric!r}"
+                    f"{closest(str(metric), [*GATE_METRICS, *TASK_OPTIONS])}; metrics: {list(GATE_METRICS)} "
+                    f"(and the task option {', '.join(TASK_OPTIONS)})"
                 )
             if not isinstance(checks, dict) or not checks:
                 raise GateConfigError(
@@ -209,7 +249,11 @@ def parse_rules(data: Any, source: str | Path = "<rules>") -> GateRules:
                 rule = Rule(str(task), str(metric), str(check), _number(threshold, f"{source}: rules.{task}.{metric}.{check}"))
                 _check_rule(rule, source)
                 rules.append(rule)
-    return GateRules(source=source, alpha=alpha, holm=holm, rules=tuple(rules))
+    if not rules:
+        raise GateConfigError(f"{source}: the rules name no check: add at least one metric with a check, e.g. "
+                              f"rules: {{'*': {{accuracy: {{non_inferiority_margin: 0.0}}}}}}")
+    return GateRules(source=source, alpha=alpha, holm=holm, rules=tuple(rules),
+                     allow_missing=frozenset(allow_missing))
 
 
 def load_rules(path: str | Path) -> GateRules:
@@ -222,7 +266,7 @@ def load_rules(path: str | Path) -> GateRules:
     except OSError as e:
         raise GateConfigError(f"cannot read rules file {path}: {e.strerror or e}") from e
     try:
-        data = yaml.safe_load(text)
+        data = yaml_load_unique(text)  # a key given twice is an error, not a silently dropped rule
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

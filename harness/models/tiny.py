@@ -9,8 +9,8 @@ byte-level BPE trained in a second on bundled text, so the demo needs nothing ou
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 #: A ChatML template (the Qwen2.5 layout: system / user / assistant turns between im_start / im_end).
 CHATML_TEMPLATE = (

@@ -26,6 +26,8 @@ from medbench.tasks.provenance import PROVENANCE_FILE, ROLES, ProvenanceError, p
 ADAPTER_CONFIG = "adapter_config.json"
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+#: How long resolving a hub checkpoint waits for the hub before it says it cannot be reached.
+HUB_TIMEOUT_S = 10.0
 
 
 class CheckpointError(MedbenchError):
@@ -91,11 +93,15 @@ def _is_offline() -> bool:
 
 
 def _looks_like_path(source: str) -> bool:
-    """Hub ids are ``name`` or ``org/name``; anything else (./x, /x, ~/x, a/b/c) is meant as a local path."""
+    """Hub ids are ``name`` or ``org/name``; anything else (./x, /x, ~/x, a/b/c) is meant as a local path, and
+    so is an ``org/name`` whose first part is a local folder (``out/grpo_adapter`` next to ``out/``): nobody
+    means a hub organisation that happens to share a name with a folder in the working directory."""
     from huggingface_hub.errors import HFValidationError
     from huggingface_hub.utils import validate_repo_id
 
     if source.startswith((".", "/", "~")) or os.sep in source.replace("/", "", 1) or "\\" in source:
+        return True
+    if "/" in source and Path(source.split("/", 1)[0]).is_dir():
         return True
     try:
         validate_repo_id(source)
@@ -122,7 +128,8 @@ def _hub_files(name: str, repo_id: str, revision: str | None) -> set[str] | None
     from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
 
     try:
-        info = HfApi().model_info(repo_id, revision=revision)  # the token, if any, comes from the environment
+        # the token, if any, comes from the environment; a short timeout: resolution must fail in seconds
+        info = HfApi().model_info(repo_id, revision=revision, timeout=HUB_TIMEOUT_S)
     except GatedRepoError as e:
         raise CheckpointError(
             f"checkpoint {name!r}: {repo_id!r} is a gated repository: accept its licence on the hub and set "
@@ -135,8 +142,18 @@ def _hub_files(name: str, repo_id: str, revision: str | None) -> set[str] | None
             f"checkpoint {name!r}: {repo_id!r} does not exist on the Hugging Face hub (or is private: set "
             f"HF_TOKEN); for a local directory give a path such as ./{repo_id}"
         ) from e
-    except Exception:  # noqa: BLE001 - network trouble: the loader tries again (maybe from cache) and reports
-        return None
+    except Exception as e:  # network trouble (no connection, DNS, timeout, a proxy)
+        # From the cache the loader can still work offline; if the repository is not there, loading would only
+        # retry the hub for minutes and then fail: say so now, before anything loads.
+        if any(isinstance(try_to_load_from_cache(repo_id, probe, revision=revision), str)
+               for probe in ("config.json", ADAPTER_CONFIG)):
+            return None
+        raise CheckpointError(
+            f"checkpoint {name!r}: {repo_id!r} is not a local directory (from {Path.cwd()}) and the Hugging Face "
+            f"hub cannot be reached to find it ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else e}), "
+            f"nor is it in the local cache. For a local folder give its path (./{repo_id} or an absolute path); "
+            f"for a hub model, connect or download it first (`hf download {repo_id}`)."
+        ) from e
     return {s.rfilename for s in (info.siblings or [])}
 
 

@@ -133,7 +133,7 @@ def doc_items(task_obj: Any, task_spec: Any) -> list[DocItem]:
     return items
 
 
-def sample_task(loaded: dict[str, Any], task: PlannedTask, limit: int | float, *,
+def sample_task(loaded: dict[str, Any], task: PlannedTask, limit: float, *,
                 seed: int = DEFAULT_SEED) -> TaskSample:
     """The documents of ``task`` that a run with ``limit`` scores
     (:func:`medbench.harness.run.sampling.draw_sample`)."""
@@ -211,7 +211,7 @@ class ModelEvaluator:
     ``limit`` documents per task, chosen as ``medbench bench --limit N --seed SEED`` chooses them.
     """
 
-    def __init__(self, tasks: Sequence[str], *, limit: int | float | None, max_new_tokens: int | None = None,
+    def __init__(self, tasks: Sequence[str], *, limit: float | None, max_new_tokens: int | None = None,
                  data_dir: str | None = None, seed: int = DEFAULT_SEED, batch_size: int = 8) -> None:
         self.planned = plan_tasks(tasks, max_new_tokens=max_new_tokens)
         self.limit, self.seed, self.batch_size = limit, seed, batch_size

@@ -9,8 +9,9 @@ CheckpointEntry     run.json ``checkpoints`` (one per evaluated checkpoint)
 SampleRow           samples.parquet (one row per checkpoint × task × document; :data:`SAMPLE_COLUMNS`)
 TaskMetrics         metrics.json ``per_task`` (checkpoint × task, and × subgroup)
 GroupMetrics        metrics.json ``per_group`` (checkpoint × task group, pooled)
-PairMetrics         metrics.json ``pairs`` (checkpoint against the reference, per task)
-GroupPairMetrics    metrics.json ``group_pairs`` (the same, pooled over a task group)
+PairMetrics         metrics.json ``pairs`` (checkpoint against the reference, per task) and ``parent_pairs``
+                    (checkpoint against its parent in the lineage, e.g. GRPO against SFT)
+GroupPairMetrics    metrics.json ``group_pairs`` / ``parent_group_pairs`` (the same, pooled over a task group)
 Methods             metrics.json ``methods`` (interval and test methods, the reference)
 RunMetrics          metrics.json as a whole
 GeneratedTokens     cache/<checkpoint>_rank<N>.generated.jsonl (what the backend counted per generation)
@@ -35,6 +36,10 @@ Schema history (:data:`SCHEMA_VERSION`, in run.json and metrics.json):
   ``flexible_accuracy``, ``unclosed_tag_rate`` and ``completion_tokens_mean``/``_median``; metrics that do
   not apply (format, truncation and lengths of a loglikelihood task) are ``null``. Version-1 directories
   still load (:data:`READABLE_SCHEMA_VERSIONS`): their missing keys and columns read as ``None``.
+  Added within version 2 (absent in earlier version-2 files: read as ``None``, ``()`` or derived): pairs'
+  ``mcnemar_p_adjusted`` (Holm across the file), ``significant`` and ``accuracy_proxy``; records'
+  ``accuracy_proxy``; ``parent_pairs`` / ``parent_group_pairs``; methods' ``alpha``, ``multiplicity`` and
+  ``decision``.
 """
 
 from __future__ import annotations
@@ -76,6 +81,7 @@ __all__ = [
     "RunMetrics",
     "SampleRow",
     "TaskMetrics",
+    "is_proxy_judge",
     "length_column",
     "metric",
     "plain",
@@ -421,6 +427,15 @@ class GeneratedTokens:
 
 # -- metrics.json ---------------------------------------------------------------------------------------------
 
+#: judge_kind values whose verdicts come (wholly or partly) from the offline similarity proxy.
+PROXY_JUDGE_KINDS: frozenset[str] = frozenset({"proxy", "mixed"})
+
+
+def is_proxy_judge(judge_kind: Any) -> bool:
+    """Whether an accuracy judged with ``judge_kind`` rests on the offline similarity proxy (the one rule: a
+    number it decides is labelled "proxy" wherever it is shown, and never shown as a plain significant gain)."""
+    return judge_kind in PROXY_JUDGE_KINDS
+
 
 @dataclass(frozen=True, eq=False, kw_only=True)
 class _Summary(JsonRecord):
@@ -459,6 +474,15 @@ class _Summary(JsonRecord):
     completion_tokens_median: float | None = None
     judge_kind: str | None = None  #: "llm", "proxy" (label it so), "mixed" or None
     n_judged: int = 0  #: samples with a judge verdict
+    #: accuracy rests on the offline similarity proxy for some documents (:func:`is_proxy_judge` of
+    #: judge_kind): indicative only, labelled "proxy" wherever it is shown
+    accuracy_proxy: bool | None = None
+
+    @classmethod
+    def _build(cls, kwargs: dict[str, Any], data: Mapping[str, Any]) -> Self:
+        if kwargs.get("accuracy_proxy") is None:  # files written before the flag: the same rule, from judge_kind
+            kwargs["accuracy_proxy"] = is_proxy_judge(kwargs.get("judge_kind"))
+        return cls(**kwargs)
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
@@ -504,14 +528,23 @@ class _PairNumbers(JsonRecord):
     accuracy_diff: float | None = None  #: checkpoint − reference (= (n_fixed − n_broken) / n_paired)
     diff_ci_low: float | None = None  #: 95% paired bootstrap percentile CI (seeded: reproducible)
     diff_ci_high: float | None = None
-    mcnemar_p: float | None = None  #: two-sided exact McNemar p-value
+    mcnemar_p: float | None = None  #: two-sided exact McNemar p-value, raw
+    #: Holm-adjusted across every comparison of this metrics.json (pairs, group_pairs, parent_pairs,
+    #: parent_group_pairs; methods.multiplicity)
+    mcnemar_p_adjusted: float | None = None
+    #: mcnemar_p_adjusted <= methods.alpha: what marks a difference significant (the interval does not decide)
+    significant: bool | None = None
+    #: either side's accuracy rests on the offline similarity proxy: label it "proxy", never show it as a plain
+    #: significant gain
+    accuracy_proxy: bool | None = None
     n_fixed: int = 0  #: wrong/unparseable for the reference, correct for the checkpoint
     n_broken: int = 0  #: correct for the reference, not any more
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
 class PairMetrics(_PairNumbers):
-    """metrics.json ``pairs``: one checkpoint against the reference on one task."""
+    """metrics.json ``pairs``: one checkpoint against the reference on one task; ``parent_pairs``: one checkpoint
+    against its parent in the lineage (``reference`` is then the parent)."""
 
     task: str
     fixed: tuple[Any, ...] = ()  #: doc_keys of the fixed documents, in the reference's sample order
@@ -542,6 +575,9 @@ class Methods(JsonRecord):
     diff_ci: str | None = None
     pair_test: str | None = None
     reference: str | None = None  #: the checkpoint every other is compared with (the base, else the first)
+    alpha: float | None = None  #: the level ``significant`` uses (on the Holm-adjusted p)
+    multiplicity: str | None = None  #: how p-values are adjusted, across which comparisons
+    decision: str | None = None  #: which statistic decides ``significant``, and what the interval is
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
@@ -556,12 +592,20 @@ class RunMetrics(JsonRecord):
     pairs: tuple[PairMetrics, ...] = ()
     per_group: tuple[GroupMetrics, ...] = ()
     group_pairs: tuple[GroupPairMetrics, ...] = ()
+    #: each checkpoint against its parent (GRPO against SFT) where the parent is not the reference
+    parent_pairs: tuple[PairMetrics, ...] = ()
+    parent_group_pairs: tuple[GroupPairMetrics, ...] = ()
 
-    _TUPLES = frozenset({"per_task", "pairs", "per_group", "group_pairs"})
+    _TUPLES = frozenset({"per_task", "pairs", "per_group", "group_pairs", "parent_pairs", "parent_group_pairs"})
     _NESTED: ClassVar[Mapping[str, type]] = {
         "methods": Methods, "per_task": TaskMetrics, "pairs": PairMetrics, "per_group": GroupMetrics,
-        "group_pairs": GroupPairMetrics,
+        "group_pairs": GroupPairMetrics, "parent_pairs": PairMetrics, "parent_group_pairs": GroupPairMetrics,
     }
+
+    def all_pairs(self) -> tuple[PairMetrics | GroupPairMetrics, ...]:
+        """Every comparison of the file, in the order Holm adjusts them: pairs, group_pairs, parent_pairs,
+        parent_group_pairs."""
+        return (*self.pairs, *self.group_pairs, *self.parent_pairs, *self.parent_group_pairs)
 
     @classmethod
     def _build(cls, kwargs: dict[str, Any], data: Mapping[str, Any]) -> RunMetrics:

@@ -11,9 +11,10 @@ Layout (schema version :data:`~medbench.harness.run.records.SCHEMA_VERSION`)::
       lm_eval/          lm-eval's own outputs, kept for provenance
       partial/          resume state while a run is in progress: <checkpoint>__<task>.jsonl
                         (one line per finished document) and .done markers (holding the row count)
-      cache/            lm-eval's sqlite request cache per checkpoint (<checkpoint>_rank<N>.db: finished
+      cache/            per process N (one unless launched by torchrun / accelerate, harness/run/shard.py):
+                        lm-eval's sqlite request cache per checkpoint (<checkpoint>_rank<N>.db: finished
                         generations inside an unfinished task), per-request generation times
-                        (<checkpoint>.timings.jsonl) and the backend's generated-token counts
+                        (<checkpoint>_rank<N>.timings.jsonl) and the backend's generated-token counts
                         (<checkpoint>_rank<N>.generated.jsonl)
       report.html       written by ``medbench report``
 
@@ -100,6 +101,10 @@ def _json_default(obj: Any) -> Any:
     return str(obj)
 
 
+#: ``json.dumps(row, default=_json_default)``, the same text, with the encoder built once (partial/ rows).
+_ROW_ENCODER = json.JSONEncoder(default=_json_default)
+
+
 def write_json(path: Path, obj: Any) -> None:
     """``obj`` as indented JSON, written atomically; records are written in their JSON form."""
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
@@ -171,7 +176,8 @@ class RunWriter:
         """Write one finished (checkpoint, task) pair at once and mark it done (the row count goes into the
         marker, so a damaged partial file is detected on resume instead of silently losing rows)."""
         path = self._partial(checkpoint, task, ".jsonl")
-        atomic_write_text(path, "".join(json.dumps(r, default=_json_default) + "\n" for r in rows))
+        encode = _ROW_ENCODER.encode  # one encoder for every row: json.dumps(r, default=...) builds one a call
+        atomic_write_text(path, "".join([encode(r) + "\n" for r in rows]))
         atomic_write_text(self._partial(checkpoint, task, ".done"), f"{len(rows)}\n")
 
     def done_rows(self, checkpoint: str, task: str) -> list[dict[str, Any]] | None:
@@ -198,16 +204,23 @@ class RunWriter:
         return str(self.root / "cache" / _safe(checkpoint))
 
     def read_timings(self, checkpoint: str) -> dict[str, float]:
-        path = self.root / "cache" / f"{_safe(checkpoint)}.timings.jsonl"
+        """Every request's generation time for one checkpoint, by request-cache key: all ranks' files (and the
+        single ``<checkpoint>.timings.jsonl`` of runs before ranks kept their own)."""
+        cache = self.root / "cache"
         out: dict[str, float] = {}
-        if path.exists():
-            for obj in _jsonl_lines(path):
-                out.update(obj)
+        for path in [cache / f"{_safe(checkpoint)}.timings.jsonl",
+                     *sorted(cache.glob(f"{_safe(checkpoint)}_rank*.timings.jsonl"))]:
+            if path.exists():
+                for obj in _jsonl_lines(path):
+                    out.update(obj)
         return out
 
-    def append_timings(self, checkpoint: str, timings: dict[str, float]) -> None:
+    def append_timings(self, checkpoint: str, timings: dict[str, float], rank: int = 0) -> None:
+        """Append generation times to this rank's ``cache/<checkpoint>_rank<rank>.timings.jsonl`` (one file per
+        process: several processes never append to one file)."""
         (self.root / "cache").mkdir(exist_ok=True)
-        with (self.root / "cache" / f"{_safe(checkpoint)}.timings.jsonl").open("a", encoding="utf-8") as fh:
+        path = self.root / "cache" / f"{_safe(checkpoint)}_rank{int(rank)}.timings.jsonl"
+        with path.open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(timings) + "\n")
 
     def generation_recorder(self, checkpoint: str, rank: int = 0) -> Callable[[str, GeneratedTokens], None]:

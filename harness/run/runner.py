@@ -19,6 +19,10 @@ Failure: resolution errors (a missing checkpoint, an adapter that doesn't fit, a
 run before any model is loaded. A checkpoint that fails while running is recorded and the others go on; a
 full disk stops the run with the finished work kept. Either way samples, metrics and run.json describe
 what finished.
+
+Several processes (``torchrun`` / ``accelerate launch``, :mod:`medbench.harness.run.shard`): every process runs
+this same loop on its own model copy; lm-eval shards each task's documents across them and gathers the logged
+samples on rank 0, which alone grades and writes the run directory. A checkpoint failure then stops the run.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import sys
 import time
 import traceback
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -53,6 +57,7 @@ from medbench.harness.run.evaluate import (
 from medbench.harness.run.rundir import RunDirError, RunWriter, checkpoint_roles
 from medbench.harness.run.rundir import lineage_order as rundir_lineage_order
 from medbench.harness.run.sampling import TaskSample
+from medbench.harness.run.shard import check_launch, current_launch, stop_on_failure
 from medbench.harness.run.spec import BenchSpec, SpecError
 from medbench.tasks.errors import RUN_FAILED, MedbenchError
 
@@ -200,9 +205,9 @@ def _check_hash(previous: dict[str, Any] | None, ck: ResolvedCheckpoint, writer:
 
 def draw_samples(spec: BenchSpec, tasks: list[PlannedTask], task_manager: Any) -> dict[str, TaskSample]:
     """The documents each task scores under ``spec.limit`` (none: every document, an empty mapping), drawn
-    once for the whole run, before any model loads: every checkpoint scores the same ones."""
-    if spec.limit is None:
-        return {}
+    once for the whole run, before any model loads: every checkpoint scores the same ones. Every task's
+    documents are read here even without a limit, so a data error (a missing file, a wrong schema: a
+    ``DataError``, exit 2) stops the run before the first model loads, not once per checkpoint after it."""
     out = {}
     for task in tasks:
         try:
@@ -210,9 +215,9 @@ def draw_samples(spec: BenchSpec, tasks: list[PlannedTask], task_manager: Any) -
         except MedbenchError:
             raise
         except Exception as e:  # lm-eval could not build the task: say which, before any model is loaded
-            raise BenchError(f"task {task.name}: its documents could not be read to draw the --limit sample "
-                             f"({type(e).__name__}: {e})") from e
-        out[task.name] = sample_task(loaded, task, spec.limit, seed=spec.seed)
+            raise BenchError(f"task {task.name}: its documents could not be read ({type(e).__name__}: {e})") from e
+        if spec.limit is not None:
+            out[task.name] = sample_task(loaded, task, spec.limit, seed=spec.seed)
     return out
 
 
@@ -254,7 +259,7 @@ def check_same_sample(previous: dict[str, Any], spec: BenchSpec, samples: dict[s
 
 
 def _utcnow() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _quiet_libraries(verbose: bool) -> None:
@@ -262,6 +267,9 @@ def _quiet_libraries(verbose: bool) -> None:
         return
     for name in ("lm-eval", "lm_eval", "datasets"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    # sqlitedict logs every failed write as dozens of stack-frame lines, then re-raises the error at the next
+    # call, where the runner reports it (a full disk: one message, the run stops, finished work is kept)
+    logging.getLogger("sqlitedict").setLevel(logging.CRITICAL)
     import datasets
     import transformers
 
@@ -270,16 +278,17 @@ def _quiet_libraries(verbose: bool) -> None:
     datasets.disable_progress_bars()
 
 
-def _process_rank() -> int:
-    """This process's rank when started by ``accelerate launch`` / ``torchrun`` (0 otherwise)."""
-    import os
-
-    return int(os.environ.get("RANK", "0") or 0)
-
-
 def _is_disk_full(e: BaseException) -> bool:
+    """Whether ``e`` (or what caused it) is a full disk: ENOSPC / EDQUOT, or SQLite's SQLITE_FULL ("database or
+    disk is full"), which the request cache (sqlitedict) raises as a ``sqlite3.OperationalError``, not an
+    OSError."""
+    import sqlite3
+
     while e is not None:
         if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if isinstance(e, sqlite3.Error) and (getattr(e, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+                                             or "database or disk is full" in str(e)):
             return True
         e = e.__cause__ or e.__context__  # type: ignore[assignment]
     return False
@@ -325,7 +334,8 @@ class _BenchRun:
         if not spec.output:
             raise SpecError("no output directory: give --output RUN_DIR (or 'output' in the spec file)")
         self.out = Path(spec.output)
-        self.main_process = _process_rank() == 0  # under `accelerate launch` only rank 0 writes the run dir
+        self.launch = current_launch()  # under torchrun / accelerate launch only rank 0 writes the run dir
+        self.main_process = self.launch.main
         self.errors: dict[str, str] = {}
         self.outcome = BenchOutcome(run_dir=self.out)
 
@@ -335,10 +345,11 @@ class _BenchRun:
 
     # -- before any model is loaded --------------------------------------------------------------------------
     def prepare(self) -> None:
-        from medbench.harness.backends.lm_backends import check_backend
+        from medbench.harness.backends.lm_backends import check_backend, resolve_backend
         from medbench.harness.run import environment
 
         check_backend(self.spec)  # a BackendError (exit 2) names what to install or drop
+        check_launch(resolve_backend(self.spec), self.launch)
         self.tasks = plan_tasks(self.spec)
         self.checkpoints = resolve_all(self.spec)
         for ck in self.checkpoints:
@@ -391,6 +402,7 @@ class _BenchRun:
             "tasks": [t.to_meta() for t in self.tasks],
             "sample": sample_meta(self.spec, self.samples),
             "environment": self.env,
+            "processes": self.launch.world_size,
             "timings": self.timings,
             "errors": self.errors,
         })
@@ -436,17 +448,31 @@ class _BenchRun:
         except DiskFullError:
             raise
         except BenchError as e:
+            if stop_on_failure(self.launch):
+                raise
             self.errors[ck.name] = str(e)
         except Exception as e:
             if _is_disk_full(e):
                 raise _disk_full(self.out, e) from e
             self.errors[ck.name] = _explain(ck, e)
-            if self.main_process:
+            stop = stop_on_failure(self.launch)  # the other processes wait for this one (harness/run/shard.py)
+            if self.main_process or stop:
+                where = f" (process {self.launch.rank} of {self.launch.world_size})" if stop else ""
                 with (self.out / "errors.log").open("a", encoding="utf-8") as log:
-                    log.write(f"--- {_utcnow()} checkpoint {ck.name}\n{traceback.format_exc()}\n")
+                    log.write(f"--- {_utcnow()} checkpoint {ck.name}{where}\n{traceback.format_exc()}\n")
+            if stop:
+                raise BenchError(f"checkpoint {ck.name} failed in process {self.launch.rank} of "
+                                 f"{self.launch.world_size}: {self.errors[ck.name]}; the run stops (the other "
+                                 f"processes would wait for this one). Finished work in {self.out} is kept: fix "
+                                 f"it and run the same command again to resume") from e
         finally:
             if cached is not None:
-                cached.close()
+                try:
+                    cached.close()
+                except Exception as e:  # the cache's last commit on a full disk: say so once, keep the rest
+                    if not _is_disk_full(e):
+                        raise
+                    raise _disk_full(self.out, e) from e
         if ck.name in self.errors:
             self._say(f"error: checkpoint {ck.name} failed: {self.errors[ck.name]} (the other checkpoints go on)")
             self.outcome.pairs += [PairResult(ck.name, t.name, "failed") for t in todo
@@ -474,7 +500,7 @@ class _BenchRun:
         return ResumableLM(
             lm, f"{self.writer.request_cache_prefix(ck.name)}_rank{rank}.db",
             timings=self.writer.read_timings(ck.name),
-            on_timings=lambda t, name=ck.name: self.writer.append_timings(name, t),
+            on_timings=lambda t, name=ck.name, r=rank: self.writer.append_timings(name, t, rank=r),
             chunk_size=chunk,
         )
 
@@ -497,6 +523,9 @@ class _BenchRun:
         results, samples = run_task(lm, loaded, task, doc_ids=sample.doc_ids if sample else None, cached_lm=cached)
         if rank != 0:
             return
+        if self.launch.several:  # the other processes' generation times, written before lm-eval gathered
+            for key, seconds in self.writer.read_timings(ck.name).items():
+                cached.timings.setdefault(key, seconds)
         rows = grade_samples(lm, task, samples, checkpoint=ck.name, seconds_for=cached.request_seconds,
                              judge=self.judge, generated=self.writer.read_generated(ck.name))
         sample_rows.save_lm_eval_outputs(self.writer.lm_eval_dir(ck.name), ck, task, results, samples)
@@ -534,7 +563,7 @@ def finalize(writer: RunWriter, spec: BenchSpec, tasks: list[PlannedTask],
                 if ck not in finished:
                     finished.append(ck)
     writer.write_samples(rows)
-    order = [{"name": m["name"], "role": m["role"]} for m in checkpoint_entries(finished)]
+    order = checkpoint_entries(finished)  # whole entries: roles for the order, parents for parent comparisons
     reference = spec.reference if spec.reference in [c.name for c in finished] else None
     frame = pd.DataFrame(rows) if rows else pd.DataFrame(columns=["checkpoint", "task"])
     metrics = compute_metrics(frame, order, reference=reference) if rows else {"per_task": [], "pairs": []}

@@ -69,7 +69,7 @@ class TaskSample:
                 "strata": dict(self.strata), "doc_ids": list(self.doc_ids)}
 
 
-def sample_size(limit: int | float, total: int) -> int:
+def sample_size(limit: float, total: int) -> int:
     """Documents a limit asks for: a count as given, a fraction in (0, 1] of ``total`` rounded up (as lm-eval
     rounds its fractional ``--limit``); never more than ``total``."""
     n = math.ceil(total * limit) if isinstance(limit, float) else int(limit)
@@ -96,7 +96,7 @@ def _allocate(sizes: dict[str, int], n: int) -> dict[str, int]:
     return shares
 
 
-def draw_sample(items: Sequence[DocItem], limit: int | float, seed: int, *, task: str,
+def draw_sample(items: Sequence[DocItem], limit: float, seed: int, *, task: str,
                 answer: str) -> TaskSample:
     """The documents of one task that a run with ``limit`` and ``seed`` scores (see the module docstring);
     ``answer`` is the task's answer type (``yesno``, ``choice``, ``number``, ``free``)."""

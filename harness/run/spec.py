@@ -35,6 +35,7 @@ lineage (a checkpoint that another one's provenance names as its parent is the b
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -135,7 +136,14 @@ def _one_of(choices: tuple[str, ...]) -> Check:
 
 
 def _directory(value: Any, where: str) -> str:
-    return str(Path(os.path.expanduser(str(value))).resolve())
+    """An existing directory, as an absolute path; checked here so that a wrong ``--data-dir`` is reported
+    under its own name before anything loads (not once per checkpoint, after each model has loaded)."""
+    path = Path(os.path.expanduser(str(value))).resolve()
+    if not path.is_dir():
+        what = "is a file" if path.exists() else "does not exist"
+        raise SpecError(f"{where}: {value!r} {what} (resolved to {path}); expected a data folder laid out like "
+                        f"tasks/sample_data, or leave it out to read the Hugging Face hub")
+    return str(path)
 
 
 def _task_metadata(value: Any, where: str) -> dict[str, Any]:
@@ -370,6 +378,61 @@ def _tasks_from_yaml(value: Any, where: str) -> list[TaskOptions]:
     return out
 
 
+def yaml_load_unique(text: str) -> Any:
+    """``yaml.safe_load``, except that a key given twice in one mapping is an error (a
+    ``yaml.constructor.ConstructorError`` with the line of both), where PyYAML keeps the last one silently: two
+    checkpoints under one name in a spec, or two ``"*"`` entries in gate rules, would otherwise lose one
+    without a word. The one YAML reader of medbench's own files (spec and gate rules)."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        pass
+
+    def construct_mapping(loader: Any, node: Any, deep: bool = False) -> Any:
+        loader.flatten_mapping(node)
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=deep)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    f"while reading a mapping (first {key!r} at line {seen[key].line + 1})", seen[key],
+                    f"duplicate key {key!r}: YAML would keep only the last one; merge the two", key_node.start_mark)
+            seen[key] = key_node.start_mark
+        return loader.construct_mapping(node, deep=deep)
+
+    UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
+    return yaml.load(text, Loader=UniqueKeyLoader)  # a SafeLoader subclass: safe
+
+
+_NAME_LINE = re.compile(r"^(task|group):[ \t]*([A-Za-z0-9_.\-]+)[ \t]*(?:#.*)?$", re.MULTILINE)
+
+
+def declared_task_names() -> list[str]:
+    """Every task and group name the task YAMLs declare (their top-level ``task:`` / ``group:`` line), read as
+    text in milliseconds: what :func:`check_task_names` compares with before lm-eval indexes the YAMLs (about a
+    second) or any heavy library is imported. The registry (:mod:`medbench.tasks.registry`, lm-eval's own
+    index) stays the source of truth; tests/test_bad_input.py checks the two name the same tasks."""
+    from medbench.tasks.registry import include_path
+
+    names: list[str] = []
+    for path in sorted(include_path().rglob("*.yaml")):
+        if "__pycache__" not in path.parts:
+            names += [m.group(2) for m in _NAME_LINE.finditer(path.read_text(encoding="utf-8"))]
+    return sorted(set(names))
+
+
+def check_task_names(spec: BenchSpec, where: str = "--tasks") -> None:
+    """Raise :class:`SpecError` for a task or group name no task YAML declares, with the closest name, before
+    anything heavy loads (a misspelled ``--tasks`` is reported in well under a second). ``where`` names the
+    flag or the spec file's key the tasks came from."""
+    from medbench.tasks.registry import UnknownTaskError
+
+    known = declared_task_names()
+    for t in spec.tasks:
+        if t.name not in known:
+            raise SpecError(f"{where}: {UnknownTaskError(t.name, known)}; see `medbench tasks`")
+
+
 def load_spec_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a spec YAML into a plain mapping (validated later by :func:`build_spec`)."""
     import yaml
@@ -378,7 +441,7 @@ def load_spec_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not p.is_file():
         raise SpecError(f"--spec {p}: no such file")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        data = yaml_load_unique(p.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
         raise SpecError(f"{p}: not valid YAML: {e}") from e
     if data is None:
@@ -418,9 +481,14 @@ def build_spec(file_data: Mapping[str, Any] | None = None,
 
     checkpoints = _checkpoints_from_yaml(data["checkpoints"], f"{where_file}: checkpoints") \
         if data.get("checkpoints") is not None else []
+    from_flags: dict[str, CheckpointSpec] = {}
     for ck in overrides.pop("checkpoints", []) or []:
         ck = ck if isinstance(ck, CheckpointSpec) else parse_checkpoint_arg(str(ck))
-        checkpoints = [c for c in checkpoints if c.name != ck.name] + [ck]
+        if ck.name in from_flags:  # two flags, one name: one of them would silently vanish from the run
+            raise SpecError(f"--checkpoint: the name {ck.name!r} is given twice ({from_flags[ck.name].describe()} "
+                            f"and {ck.describe()}); names label the checkpoints, so each needs its own")
+        from_flags[ck.name] = ck
+        checkpoints = [c for c in checkpoints if c.name != ck.name] + [ck]  # a flag replaces the file's entry
     names = [c.name for c in checkpoints]
     if not checkpoints:
         raise SpecError("no checkpoints: give --checkpoint NAME=SOURCE (once per checkpoint) or a spec file "
@@ -428,6 +496,12 @@ def build_spec(file_data: Mapping[str, Any] | None = None,
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise SpecError(f"{where_file}: checkpoint name {dupes[0]!r} is used twice; names must be unique")
+    folded: dict[str, str] = {}
+    for n in names:  # the run directory names files after checkpoints: on a case-insensitive disk they'd collide
+        if n.casefold() in folded:
+            raise SpecError(f"checkpoint names {folded[n.casefold()]!r} and {n!r} differ only in case; their "
+                            f"files in the run directory would collide on macOS or Windows: rename one")
+        folded[n.casefold()] = n
 
     tasks = _tasks_from_yaml(data["tasks"], f"{where_file}: tasks") if data.get("tasks") is not None else []
     if "tasks" in overrides:

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 from medbench.harness.run.records import LENGTH_UNITS, length_column
 from medbench.harness.stats import paired
-from medbench.harness.stats.metrics import compute_metrics
+from medbench.harness.stats.metrics import checkpoint_parents, compute_metrics
 
 ALPHA = 0.05  #: family-wise significance level of the report's marks
 SUMMARY_FAMILY = "summary"  #: the Holm family of every within-run comparison a report shows
@@ -125,46 +125,6 @@ class ReportStats:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
-# -- lineage -------------------------------------------------------------------------------------------------------
-
-
-def _norm(ref: Any) -> str:
-    return str(ref).rstrip("/").lower() if ref else ""
-
-
-def checkpoint_parents(checkpoints: Sequence[Mapping[str, Any]]) -> dict[str, str | None]:
-    """Each checkpoint's parent among ``checkpoints`` (run.json's entries, in lineage order).
-
-    The parent is the checkpoint that the entry's ``parent`` (or its provenance's) names, by name, model path or
-    adapter path; a checkpoint whose parent is not in the run (or that names none) falls back on lineage: an SFT
-    checkpoint's parent is the base, a GRPO checkpoint's the only SFT checkpoint (else the base). The base has
-    none.
-    """
-    by_ref: dict[str, str] = {}
-    for c in checkpoints:
-        # an adapter checkpoint's "model" is the base it is applied to: it is named by its adapter path
-        for key in ("name", "adapter") if c.get("adapter") else ("name", "model", "path"):
-            if c.get(key):
-                by_ref.setdefault(_norm(c[key]), str(c["name"]))
-    roles = {str(c["name"]): c.get("role") for c in checkpoints}
-    bases = [n for n, r in roles.items() if r == "base"]
-    sfts = [n for n, r in roles.items() if r == "sft"]
-    out: dict[str, str | None] = {}
-    for c in checkpoints:
-        name = str(c["name"])
-        declared = c.get("parent") or (c.get("provenance") or {}).get("parent")
-        parent = by_ref.get(_norm(declared)) if declared else None
-        if parent == name:
-            parent = None
-        if parent is None and roles[name] != "base":
-            if roles[name] == "grpo" and len(sfts) == 1:
-                parent = sfts[0]
-            elif roles[name] in ("sft", "grpo") and bases:
-                parent = bases[0]
-        out[name] = parent
-    return out
-
-
 # -- comparisons ---------------------------------------------------------------------------------------------------
 
 
@@ -209,6 +169,18 @@ def _subgroup_frame(samples: Any, tasks_with_subgroups: set[str]) -> Any:
     return frame
 
 
+def _stored_pairs(metrics: Mapping[str, Any], reference: str, checkpoint: str) -> dict[str, Any] | None:
+    """metrics.json's own ``parent_pairs`` / ``parent_group_pairs`` of ``checkpoint`` against ``reference``
+    (written by the same :func:`compute_metrics`, on the same documents), or None when the file has none (a
+    file written before it compared parents, or a parent it did not pick): then they are computed here."""
+    def of(key: str) -> list[Any]:
+        return [p for p in metrics.get(key, ()) or ()
+                if str(p["reference"]) == reference and str(p["checkpoint"]) == checkpoint]
+
+    pairs, group_pairs = of("parent_pairs"), of("parent_group_pairs")
+    return {"pairs": pairs, "group_pairs": group_pairs} if pairs or group_pairs else None
+
+
 def _pairs_between(samples: Any, reference: str, checkpoint: str, roles: Mapping[str, Any]) -> dict[str, Any]:
     frame = samples[samples["checkpoint"].isin([reference, checkpoint])]
     if frame.empty or frame["checkpoint"].nunique() < 2:
@@ -229,15 +201,15 @@ def _within_run(index: int, run: Any, parents: Mapping[str, str | None]) -> list
     samples = None
     sub_tasks = {str(r["task"]) for r in run.task_metrics() if r.get("subgroup") is not None}
     present = {(r["reference"], r["checkpoint"]) for r in records}
-    needed: list[tuple[str, str]] = []
+    needed: list[tuple[str, str, dict[str, Any] | None]] = []
     for name in names:
         parent = parents.get(name)
         if parent is not None and parent != reference and (parent, name) not in present:
-            needed.append((parent, name))
-    if needed or sub_tasks:
+            needed.append((parent, name, _stored_pairs(run.metrics, parent, name)))
+    if any(stored is None for _, _, stored in needed) or sub_tasks:
         samples = run.samples()
-    for parent, name in needed:
-        records += _records(_pairs_between(samples, parent, name, roles))
+    for parent, name, stored in needed:
+        records += _records(stored if stored is not None else _pairs_between(samples, parent, name, roles))
     if sub_tasks:
         frame = _subgroup_frame(samples, sub_tasks)
         pairs_needed = [(reference, n) for n in names if reference is not None and n != reference]

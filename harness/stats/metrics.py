@@ -16,7 +16,17 @@ group; kept apart from per_task so that summing per_task never counts a document
 ``pairs``: each checkpoint against the reference (the ``reference`` argument, else the checkpoint whose role
 is "base", else the first), per task, on the documents both scored (matched by ``doc_key``): accuracies,
 their difference with a 95% paired bootstrap percentile CI (2000 resamples, seeded: reproducible), the exact
-two-sided McNemar p-value, and the fixed / broken documents.
+two-sided McNemar p-value, and the fixed / broken documents. ``parent_pairs`` / ``parent_group_pairs``: the
+same for each checkpoint against its parent in the lineage (:func:`checkpoint_parents`: GRPO against SFT)
+where the parent is not the reference, so "what did this training step do?" has its own number.
+
+One statistic decides, everywhere (:data:`DECISION`): a difference is ``significant`` when its exact McNemar
+p-value, **Holm-adjusted across every comparison of the file** (a realistic run makes 100+: 52 Health
+specialties × 2 checkpoints, plus groups and parents), is ≤ :data:`ALPHA`. The raw p stays beside the adjusted
+one; the bootstrap interval is shown for scale, unadjusted, and never decides (it can exclude 0 where the
+exact test does not: 8 of 110 cells of a realistic run). A comparison whose accuracy rests on the offline
+similarity proxy judge (``accuracy_proxy``) is indicative only: a reader labels it "proxy" and never shows it
+as a plain significant gain.
 
 Rules decided here, once:
 
@@ -47,6 +57,7 @@ from medbench.harness.run.records import (
     PairMetrics,
     RunMetrics,
     TaskMetrics,
+    is_proxy_judge,
     length_column,
 )
 from medbench.harness.stats import paired as stats
@@ -85,6 +96,13 @@ INDICATOR_SOURCE_COLUMNS: tuple[str, ...] = ("outcome", "flexible_outcome", *_FL
 
 #: " (did you mean 'x'?)" for an error message: medbench's one "did you mean" (kept under this name for the gate).
 closest = did_you_mean
+
+#: The level a Holm-adjusted McNemar p must reach for ``significant`` (two-sided).
+ALPHA = 0.05
+#: What decides ``significant``, in words (metrics.json ``methods.decision``; the summary and report say it).
+DECISION = (f"significant = exact McNemar p (two-sided), Holm-adjusted across every comparison of this file, "
+            f"<= {ALPHA:g}; the paired bootstrap interval is unadjusted, shown for scale, and does not decide; "
+            f"a comparison whose accuracy rests on the offline proxy judge (accuracy_proxy) is indicative only")
 
 
 def _flags(series) -> np.ndarray:
@@ -208,6 +226,7 @@ def _summary(rows, ind, confidence: float, unit: LengthUnit | None) -> dict[str,
         judge_kind=_judge_kind(rows["judge_kind"]) if "judge_kind" in rows.columns else None,
         n_judged=int(ind["judge_agree"].notna().sum()),
     )
+    record["accuracy_proxy"] = is_proxy_judge(record["judge_kind"])
     return record
 
 
@@ -235,6 +254,45 @@ def _checkpoint_order(checkpoints_in_order: Sequence[str | Mapping[str, Any]]) -
             name = str(entry)
         names.append(name)
     return names, roles
+
+
+def _norm_ref(ref: Any) -> str:
+    return str(ref).rstrip("/").lower() if ref else ""
+
+
+def checkpoint_parents(checkpoints: Sequence[str | Mapping[str, Any]]) -> dict[str, str | None]:
+    """Each checkpoint's parent among ``checkpoints`` (run.json's entries, or names, in lineage order).
+
+    The parent is the checkpoint that the entry's ``parent`` (or its provenance's) names, by name, model path or
+    adapter path; a checkpoint whose parent is not in the run (or that names none) falls back on lineage: an SFT
+    checkpoint's parent is the base, a GRPO checkpoint's the only SFT checkpoint (else the base). The base (and
+    a checkpoint without a role) has none. The one rule for "compare with its parent"
+    (``harness/stats/compare.py`` holds the same rule for the report; it should import this one).
+    """
+    entries = [dict(c) if isinstance(c, Mapping) else {"name": str(c)} for c in checkpoints]
+    by_ref: dict[str, str] = {}
+    for c in entries:
+        # an adapter checkpoint's "model" is the base it is applied to: it is named by its adapter path
+        for key in ("name", "adapter") if c.get("adapter") else ("name", "model", "path"):
+            if c.get(key):
+                by_ref.setdefault(_norm_ref(c[key]), str(c["name"]))
+    roles = {str(c["name"]): c.get("role") for c in entries}
+    bases = [n for n, r in roles.items() if r == "base"]
+    sfts = [n for n, r in roles.items() if r == "sft"]
+    out: dict[str, str | None] = {}
+    for c in entries:
+        name = str(c["name"])
+        declared = c.get("parent") or (c.get("provenance") or {}).get("parent")
+        parent = by_ref.get(_norm_ref(declared)) if declared else None
+        if parent == name:
+            parent = None
+        if parent is None and roles[name] != "base":
+            if roles[name] == "grpo" and len(sfts) == 1:
+                parent = sfts[0]
+            elif roles[name] in ("sft", "grpo") and bases:
+                parent = bases[0]
+        out[name] = parent
+    return out
 
 
 def pick_reference(names: Sequence[str], roles: Mapping[str, str], reference: str | None = None) -> str | None:
@@ -317,37 +375,62 @@ def compute_metrics(
                 per_group.append(GroupMetrics(checkpoint=checkpoint, group=group_name, tasks=in_group, subgroup=None,
                                               **_summary(frame[mask], indicators[mask], confidence, unit)))
 
-    pairs: list[PairMetrics] = []
-    group_pairs: list[GroupPairMetrics] = []
+    proxy = {(r.checkpoint, r.task): bool(r.accuracy_proxy) for r in per_task if r.subgroup is None}
+    proxy.update({(g.checkpoint, g.group): bool(g.accuracy_proxy) for g in per_group})
+    parents = checkpoint_parents(checkpoints_in_order)
+    comparisons: dict[str, list[dict[str, Any]]] = {"pairs": [], "group_pairs": [], "parent_pairs": [],
+                                                    "parent_group_pairs": []}
     if ref is not None:
-        for checkpoint in [n for n in names if n != ref]:
+        against = [(ref, n, "") for n in names if n != ref]
+        against += [(parents[n], n, "parent_") for n in names
+                    if parents.get(n) not in (None, ref) and parents[n] in names]
+        for against_ck, checkpoint, kind in against:
             for task in tasks:
-                numbers = _pair(indicators, [task], ref, checkpoint, confidence, n_resamples, seed)
+                numbers = _pair(indicators, [task], against_ck, checkpoint, confidence, n_resamples, seed)
                 if numbers is not None:
-                    pairs.append(PairMetrics(task=task, **numbers))
+                    numbers["accuracy_proxy"] = (proxy.get((against_ck, task), False)
+                                                 or proxy.get((checkpoint, task), False))
+                    comparisons[kind + "pairs"].append({"task": task, **numbers})
             for group_name, members in groups.items():
-                numbers = _pair(indicators, members, ref, checkpoint, confidence, n_resamples, seed)
+                numbers = _pair(indicators, members, against_ck, checkpoint, confidence, n_resamples, seed)
                 if numbers is not None:
                     del numbers["fixed"], numbers["broken"]  # listed per task in "pairs"
-                    group_pairs.append(GroupPairMetrics(group=group_name, **numbers))
-        order = {t: i for i, t in enumerate(tasks)}
-        pairs.sort(key=lambda r: order[r.task])
-        group_names = list(groups)
-        group_pairs.sort(key=lambda r: group_names.index(r.group))
+                    numbers["accuracy_proxy"] = (proxy.get((against_ck, group_name), False)
+                                                 or proxy.get((checkpoint, group_name), False))
+                    comparisons[kind + "group_pairs"].append({"group": group_name, **numbers})
+    # Holm across every comparison of the file: one family, whatever table a reader draws from it
+    family = [c for kind in comparisons.values() for c in kind if c["mcnemar_p"] is not None]
+    for c, adjusted in zip(family, stats.holm_adjust([c["mcnemar_p"] for c in family])):
+        c["mcnemar_p_adjusted"], c["significant"] = adjusted, adjusted <= ALPHA
+    order = {t: i for i, t in enumerate(tasks)}
+    group_names = list(groups)
+    pairs = sorted((PairMetrics(**c) for c in comparisons["pairs"]), key=lambda r: order[r.task])
+    group_pairs = sorted((GroupPairMetrics(**c) for c in comparisons["group_pairs"]),
+                         key=lambda r: group_names.index(r.group))
+    parent_pairs = sorted((PairMetrics(**c) for c in comparisons["parent_pairs"]), key=lambda r: order[r.task])
+    parent_group_pairs = sorted((GroupPairMetrics(**c) for c in comparisons["parent_group_pairs"]),
+                                key=lambda r: group_names.index(r.group))
 
     return RunMetrics(
         methods=Methods(
             confidence=confidence,
             accuracy_ci="Wilson score interval",
-            diff_ci=f"paired bootstrap percentile interval, {n_resamples} resamples, seed {seed}",
+            diff_ci=f"paired bootstrap percentile interval, {n_resamples} resamples, seed {seed} (unadjusted; "
+                    f"does not decide significance)",
             pair_test="exact McNemar test, two-sided",
             reference=ref,
+            alpha=ALPHA,
+            multiplicity=f"Holm across the {len(family)} comparisons of this file: pairs, group_pairs, "
+                         f"parent_pairs, parent_group_pairs",
+            decision=DECISION,
         ),
         length_unit=unit,
         per_task=tuple(per_task),
         pairs=tuple(pairs),
         per_group=tuple(per_group),
         group_pairs=tuple(group_pairs),
+        parent_pairs=tuple(parent_pairs),
+        parent_group_pairs=tuple(parent_group_pairs),
     )
 
 
@@ -416,10 +499,13 @@ def metrics_for_run(run, reference: str | None = None) -> RunMetrics:
 
 
 __all__ = [
+    "ALPHA",
+    "DECISION",
     "GENERATED_ONLY_INDICATORS",
     "INDICATOR_SOURCE_COLUMNS",
     "RATE_INDICATORS",
     "REQUIRED_COLUMNS",
+    "checkpoint_parents",
     "closest",
     "compute_metrics",
     "document_indicators",

@@ -10,20 +10,33 @@ Why these methods
 * **Difference of two checkpoints on the same documents: paired.** Both checkpoints answered the same questions,
   so most of the per-question variation cancels; only discordant questions (fixed / broken) carry information.
   The CI is a paired bootstrap (resampling documents), the test the exact McNemar test (a binomial test on the
-  discordant pairs), which is exact at any sample size.
+  discordant pairs), which is exact at any sample size. They are two procedures and can disagree near the
+  edge (the percentile interval is a little narrower than the exact test at small discordant counts), so
+  everything that marks a difference "significant" (metrics.json ``significant``, the terminal summary, the
+  report) decides by the test alone, Holm-adjusted, and says so; the interval is shown for scale and never
+  decides.
 * **Different documents: unpaired.** Newcombe's hybrid score interval (Newcombe 1998, method 10, statsmodels)
   for the CI; Fisher's exact test (scipy) without a margin, the Miettinen-Nurminen score test with one
   (written here: statsmodels' version has a known bug for non-zero margins, statsmodels#10269).
-* **Regression tests with a margin.** The gate asks "is the candidate worse than the baseline by more than
-  ``margin``?" (one-sided). Paired with ``margin == 0`` that is the exact one-sided McNemar test. Paired with
-  ``margin > 0`` no exact conditional test exists; we use Tango's score test (Tango 1998, *Stat Med*
-  17:891-908), the standard asymptotic test for a difference of paired proportions against a non-zero value,
-  because neither scipy nor statsmodels ships one. Unpaired: Fisher's exact test at ``margin == 0``,
-  Miettinen-Nurminen above. Exact tests at margin 0 keep the false-alarm rate on identical checkpoints at or
-  below alpha at any n (benchmarks/gate_simulation.py measures it); with a margin, identical checkpoints lie
-  inside H0 and false alarms are far rarer still.
-* **Several rules at once: Holm.** Uniformly more powerful than Bonferroni and valid under any dependence
-  between the rules (several metrics of one run are strongly dependent).
+* **Regression tests with a margin: one rule at every margin.** The gate asks "is the candidate worse than
+  the baseline by more than ``margin``?" (one-sided). Two tests answer parts of it. The *exact* test of "worse
+  at all" (margin 0): the one-sided exact McNemar test paired, Fisher's exact test unpaired; exact, so its
+  false-alarm rate on identical checkpoints is at most alpha at any n. The *score* test of "worse by more than
+  ``margin``": Tango's score test paired (Tango 1998, *Stat Med* 17:891-908, the standard asymptotic test for
+  a difference of paired proportions against a non-zero value; neither scipy nor statsmodels ships one),
+  Miettinen-Nurminen unpaired. The gate's p-value at every margin is the **larger of the two**
+  (:func:`paired_regression_test`, :func:`unpaired_regression_test`): a regression beyond the margin is a
+  regression, so the verdict needs both. That keeps the verdict monotone in the margin (a wider margin never
+  fails a candidate a narrower one passes: the exact p does not depend on the margin and the score p grows
+  with it, which tests/test_stats.py checks over every 2×2 table up to n = 100) and keeps false alarms on
+  identical checkpoints at or below alpha at every margin (the rejection region lies inside the exact test's).
+  Before, margin 0 used the exact test and any margin > 0 Tango's alone, so b = 0, c = 4, n = 30 passed at
+  margin 0 (exact p 0.0625) and failed at margin 0.02 (Tango p 0.034).
+* **Many comparisons at once: Holm.** A run compares 100+ (checkpoint pair, task) cells (52 Health specialties
+  × 2 checkpoints); metrics.json Holm-adjusts every McNemar p of the file, and the gate can Holm-correct its
+  statistical checks. Holm is uniformly more powerful than Bonferroni and valid under any dependence between
+  the tests (a task group pools its tasks; several metrics of one run are strongly dependent), which
+  Benjamini-Hochberg is not.
 
 Conventions: a *difference* is always ``candidate - reference`` on a higher-is-better scale; arrays of
 per-document outcomes are 0/1 (or bool) and aligned by document for paired functions. Functions return
@@ -186,7 +199,10 @@ def tango_score_p(fixed: int, broken: int, n: int, null_diff: float) -> float:
 
 @dataclass(frozen=True)
 class RegressionTest:
-    """Outcome of a one-sided test of H0: diff >= -margin against H1: diff < -margin (candidate worse)."""
+    """Outcome of a one-sided test of H0: diff >= -margin against H1: diff < -margin (candidate worse).
+
+    ``p_value`` = max(``p_exact``, ``p_score``): the exact test of "worse at all" and, with a margin, the score
+    test of "worse by more than the margin" must both reject (see the module docstring for why)."""
 
     method: str  # human-readable name of the test used
     paired: bool
@@ -200,6 +216,8 @@ class RegressionTest:
     ci_low: float | None  # two-sided CI of diff at ``confidence``
     ci_high: float | None
     confidence: float
+    p_exact: float | None = None  # the exact test of "worse at all" (McNemar paired, Fisher unpaired)
+    p_score: float | None = None  # the score test at -margin (Tango paired, Miettinen-Nurminen); None at 0
 
 
 def _check_margin(margin: float) -> None:
@@ -218,25 +236,27 @@ def paired_regression_test(
 ) -> RegressionTest:
     """Is the candidate worse than the reference by more than ``margin`` on the same documents?
 
-    ``margin == 0``: exact one-sided McNemar test; ``margin > 0``: Tango's score test at diff = -margin.
-    The reported CI is the paired bootstrap CI of the difference.
+    ``p_value`` is the exact one-sided McNemar p at ``margin == 0``; above 0 the larger of it and Tango's score
+    test at diff = -margin (monotone in the margin; module docstring). The reported CI is the paired bootstrap
+    CI of the difference (shown for scale; the verdict is the test's).
     """
     _check_margin(margin)
     counts = paired_counts(reference, candidate)
     if counts.n == 0:
         raise ValueError("no paired documents to test")
+    p_exact = mcnemar_exact_one_sided_p(counts.fixed, counts.broken)
     if margin == 0.0:
-        method = "exact McNemar, one-sided (paired)"
-        p = mcnemar_exact_one_sided_p(counts.fixed, counts.broken)
+        method, p_score, p = "exact McNemar, one-sided (paired)", None, p_exact
     else:
-        method = "Tango score test, one-sided (paired)"
-        p = tango_score_p(counts.fixed, counts.broken, counts.n, -margin)
+        method = "Tango score test at the margin, floored at the exact McNemar p; one-sided (paired)"
+        p_score = tango_score_p(counts.fixed, counts.broken, counts.n, -margin)
+        p = max(p_exact, p_score)
     ci = paired_bootstrap_diff_ci(reference, candidate, n_resamples=n_resamples, confidence=confidence, seed=seed)
     return RegressionTest(
         method=method, paired=True, n_reference=counts.n, n_candidate=counts.n,
         reference_rate=counts.reference_rate, candidate_rate=counts.candidate_rate, diff=counts.diff,
         margin=margin, p_value=p, ci_low=ci[0] if ci else None, ci_high=ci[1] if ci else None,
-        confidence=confidence,
+        confidence=confidence, p_exact=p_exact, p_score=p_score,
     )
 
 
@@ -261,31 +281,33 @@ def unpaired_regression_test(
 ) -> RegressionTest:
     """The same question as :func:`paired_regression_test` when the two runs scored different documents.
 
-    ``margin == 0``: Fisher's exact test, one-sided (exact, so its false-alarm rate never exceeds alpha).
-    ``margin > 0``: Miettinen-Nurminen score test of H0: p_cand - p_ref >= -margin
+    ``p_value`` is Fisher's exact one-sided p at ``margin == 0`` (exact, so its false-alarm rate never exceeds
+    alpha); above 0 the larger of it and the Miettinen-Nurminen score test of H0: p_cand - p_ref >= -margin
     (:func:`miettinen_nurminen_p`). The reported CI is Newcombe's.
     """
+    from scipy.stats import fisher_exact
+
     _check_margin(margin)
     ref = _binary(reference, "reference")
     cand = _binary(candidate, "candidate")
     if ref.size == 0 or cand.size == 0:
         raise ValueError(f"need documents on both sides, got {ref.size} reference and {cand.size} candidate")
     k_ref, k_cand = int(ref.sum()), int(cand.sum())
+    table = [[k_cand, cand.size - k_cand], [k_ref, ref.size - k_ref]]
+    p_exact = min(float(fisher_exact(table, alternative="less").pvalue), 1.0)  # candidate's odds are lower
     if margin == 0.0:
-        from scipy.stats import fisher_exact
-
-        method = "Fisher exact test, one-sided (unpaired)"
-        table = [[k_cand, cand.size - k_cand], [k_ref, ref.size - k_ref]]
-        p = float(fisher_exact(table, alternative="less").pvalue)  # candidate's odds of correct are lower
+        method, p_score, p = "Fisher exact test, one-sided (unpaired)", None, p_exact
     else:
-        method = "Miettinen-Nurminen score test, one-sided (unpaired)"
-        p = miettinen_nurminen_p(k_cand, int(cand.size), k_ref, int(ref.size), -margin)
+        method = "Miettinen-Nurminen score test at the margin, floored at the Fisher exact p; one-sided (unpaired)"
+        p_score = miettinen_nurminen_p(k_cand, int(cand.size), k_ref, int(ref.size), -margin)
+        p = max(p_exact, p_score)
     ci = newcombe_diff_interval(k_cand, cand.size, k_ref, ref.size, confidence)
     return RegressionTest(
         method=method, paired=False,
         n_reference=int(ref.size), n_candidate=int(cand.size), reference_rate=k_ref / ref.size,
         candidate_rate=k_cand / cand.size, diff=k_cand / cand.size - k_ref / ref.size, margin=margin,
         p_value=min(p, 1.0), ci_low=ci[0] if ci else None, ci_high=ci[1] if ci else None, confidence=confidence,
+        p_exact=p_exact, p_score=p_score,
     )
 
 

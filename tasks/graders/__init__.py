@@ -13,12 +13,22 @@ Public API::
 The GRPO rewards in ``medbench.trainers.rewards`` are thin adapters over these same functions.
 """
 
-from .answers import DEFAULT_LETTERS, AnswerType, FreeText, LetterChoice, Number, Reading, YesNoMaybe, answer_type
+from .answers import (
+    DEFAULT_LETTERS,
+    AnswerType,
+    FreeText,
+    LetterChoice,
+    Number,
+    Reading,
+    YesNoMaybe,
+    answer_type,
+)
 from .grade import Judge, Layout, as_text, grade, measured_texts, parse_layout, region_answer
 from .layouts import LayoutParse, parse_think, parse_xml, xml_tag_score
 from .record import OUTCOMES, GradeRecord, JudgeVerdict, Outcome
 
 __all__ = [
+    "DEFAULT_LETTERS",
     "OUTCOMES",
     "AnswerType",
     "FreeText",

@@ -7,8 +7,9 @@ lm-eval's ``process_results`` hooks, medbench's run directory and the GRPO rewar
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Callable, Literal
+from typing import Literal
 
 from .answers import DEFAULT_LETTERS, NOTHING, AnswerType, Reading, and_list, answer_type, merge
 from .layouts import LayoutParse, join_spans, parse_think, parse_xml
