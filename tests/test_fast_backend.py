@@ -7,8 +7,6 @@ The tiny model's weights are redrawn with a larger spread so that greedy continu
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -25,22 +23,6 @@ PROMPTS = [
     "PubMedQA: does regular exercise reduce blood pressure in adults with hypertension? Think step by step.",
     "Context: randomised trial, 120 participants.\nQuestion: was the effect significant?",
 ]
-
-
-@pytest.fixture(scope="module")
-def sharp_model_dir(tiny_model_dir, tmp_path_factory) -> Path:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    out = tmp_path_factory.mktemp("tiny_sharp")
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-    gen = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() == 2:
-                p.normal_(0.0, 0.15, generator=gen)
-    model.save_pretrained(out)
-    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(out)
-    return out
 
 
 @pytest.fixture(scope="module")

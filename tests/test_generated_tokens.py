@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
 lm_eval = pytest.importorskip("lm_eval")
 from lm_eval.api.instance import Instance
@@ -50,23 +49,6 @@ def test_hit_limit_only_when_neither_eos_nor_a_stop_string_ended_it():
     assert _count([1, 2, 3, 4, 5, 6, 7, 8], stops=["zz"]) == GeneratedTokens(8, True)
     assert _count([1, 2, 3]) == GeneratedTokens(3, False)  # ended early without EOS (a stop the ids don't show)
     assert _count([]) == GeneratedTokens(0, False)
-
-
-@pytest.fixture(scope="module")
-def sharp_model_dir(tiny_model_dir, tmp_path_factory) -> Path:
-    """The tiny model with larger weights, so greedy continuations vary (as in test_fast_backend.py)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    out = tmp_path_factory.mktemp("tiny_sharp_counts")
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-    gen = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() == 2:
-                p.normal_(0.0, 0.15, generator=gen)
-    model.save_pretrained(out)
-    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(out)
-    return out
 
 
 PROMPTS = ["Question: is aspirin an NSAID?\nAnswer:", "The patient is 61", "Hello", "PubMedQA: does exercise help?",

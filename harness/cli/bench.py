@@ -70,7 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", default=None, choices=list(BACKENDS),
                         help="auto (default: medbench-fast on a CUDA GPU, hf on a CPU), hf (transformers through "
                              "lm-eval), medbench-fast (the same model with medbench's fast greedy generation and "
-                             "shared-context scoring; same results, 17x hf on an H200) or vllm (the `vllm` extra; "
+                             "shared-context scoring; same results, 15x stock hf on an H200) or vllm (the `vllm` extra; "
                              "fastest once its engine has started, which takes minutes: for large runs)")
     parser.add_argument("--device", default=None, help="torch device, e.g. cuda:0 or cpu (hf backend)")
     parser.add_argument("--trust-remote-code", action=argparse.BooleanOptionalAction, default=None,
