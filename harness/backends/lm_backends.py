@@ -229,24 +229,30 @@ def effective_batch_size(spec: BenchSpec, device: str) -> int | str:
 
 
 def resolve_backend(spec: BenchSpec) -> str:
-    """The backend that ``spec.backend`` means here: ``auto`` is medbench-fast on a CUDA GPU, stock hf on a CPU.
+    """The backend that ``spec.backend`` means before the run's size is known: ``auto`` is medbench-fast on a
+    CUDA GPU, stock hf on a CPU. The runner then may turn a GPU ``auto`` into vLLM, where vLLM is installed and
+    the run is large enough to win back its engine start (:func:`medbench.harness.backends.vllm_engine.choose_auto`).
 
-    Why medbench-fast and not vLLM on a GPU, measured on an H200 (benchmarks/results/gpu_backends.json, 3B shape,
-    256 PubMedQA prompts x 256 tokens): stock hf 0.7k tok/s (and lm-eval's ``auto`` batch probe, sized by the
-    model's 32k context, spent minutes to pick 3), medbench-fast 11.8k, vLLM 25.6k but after an engine start of
-    minutes (torch.compile, CUDA graphs, kernel JIT) that a bench run of a few thousand requests never wins back.
-    ``--backend vllm`` is the choice for large runs. medbench-fast falls back to HFLM's own path for what its
-    slot decoder does not cover (sampling, unsupported architectures), so ``auto`` runs every model hf runs.
-    On a CPU the two give identical greedy completions at the same speed; hf is the reference.
+    Measured on an H200 (benchmarks/results/gpu_backends.json, 3B shape, 256 PubMedQA prompts x 256 tokens):
+    stock hf 0.8k tok/s (and lm-eval's ``auto`` batch probe, sized by the model's 32k context, spent minutes to
+    pick 3), medbench-fast 12.0k, vLLM 19.3k, but only after an engine start of 70 s (warm caches) to 290 s
+    (first on a machine) that a bench of a few hundred requests never wins back. medbench-fast falls back to
+    HFLM's own path for what its slot decoder does not cover (sampling, unsupported architectures), so ``auto``
+    runs every model hf runs. On a CPU the two give identical greedy completions at the same speed; hf is the
+    reference.
     """
     if spec.backend != "auto":
         return spec.backend
     return "hf" if default_device(spec).startswith("cpu") else "medbench-fast"
 
 
+def vllm_installed() -> bool:
+    return importlib.util.find_spec("vllm") is not None
+
+
 def check_backend(spec: BenchSpec) -> None:
     """Fail before any model is loaded when the chosen backend or loading mode can't run on this machine."""
-    if resolve_backend(spec) == "vllm" and importlib.util.find_spec("vllm") is None:
+    if resolve_backend(spec) == "vllm" and not vllm_installed():
         raise BackendError("--backend vllm needs vLLM, which is not installed: pip install 'medbench[vllm]' "
                            "(on a CUDA machine), or use --backend hf")
     dp = spec.vllm.data_parallel_size
@@ -267,7 +273,7 @@ def check_backend(spec: BenchSpec) -> None:
 def build_lm(ck: ResolvedCheckpoint, spec: BenchSpec) -> Any:
     """An lm-eval ``LM`` for one checkpoint, loaded and ready to evaluate."""
     if resolve_backend(spec) == "vllm":
-        return _build_vllm(ck, spec)
+        return build_vllm(ck, spec)
     return _build_hf(ck, spec)
 
 
@@ -352,21 +358,27 @@ def _vllm_batch_size(spec: BenchSpec) -> int:
     return VLLM_AUTO_BATCH
 
 
-def _build_vllm(ck: ResolvedCheckpoint, spec: BenchSpec) -> Any:
+def local_adapter(ck: ResolvedCheckpoint) -> str:
+    """The adapter's local folder (vLLM reads adapters from disk): a hub adapter is downloaded first."""
+    from pathlib import Path
+
+    assert ck.adapter
+    if Path(ck.adapter).is_dir():
+        return ck.adapter
+    from huggingface_hub import snapshot_download
+
+    return snapshot_download(ck.adapter, revision=ck.revision)
+
+
+def build_vllm(ck: ResolvedCheckpoint, spec: BenchSpec, *, adapter_rank: int | None = None) -> Any:
+    """lm-eval's VLLM model for ``ck`` (timed). With an adapter, LoRA is enabled with ``max_lora_rank`` covering
+    ``adapter_rank`` (default: this adapter's rank), so one engine can serve several adapters of the same base
+    (:class:`medbench.harness.backends.vllm_engine.SharedVLLM` switches ``lora_request`` between them)."""
     from lm_eval.models.vllm_causallms import VLLM
 
     class TimedVLLM(_TimedGenerate, VLLM):
         pass
 
-    lora_path = None
-    if ck.adapter:
-        from pathlib import Path
-
-        lora_path = ck.adapter
-        if not Path(lora_path).is_dir():  # vLLM wants a local folder
-            from huggingface_hub import snapshot_download
-
-            lora_path = snapshot_download(ck.adapter, revision=ck.revision)
     kwargs: dict[str, Any] = {
         "pretrained": ck.model,
         "revision": ck.revision if ck.kind == "hub" else None,
@@ -381,9 +393,9 @@ def _build_vllm(ck: ResolvedCheckpoint, spec: BenchSpec) -> Any:
     }
     if spec.vllm.max_model_len:
         kwargs["max_model_len"] = spec.vllm.max_model_len
-    if lora_path:
-        rank = ck.adapter_rank or 16
-        kwargs["lora_local_path"] = lora_path
+    if ck.adapter:
+        rank = adapter_rank or ck.adapter_rank or 16
+        kwargs["lora_local_path"] = local_adapter(ck)
         kwargs["max_lora_rank"] = next((r for r in VLLM_LORA_RANKS if r >= rank), rank)
     if spec.load_in_4bit:
         kwargs["quantization"] = "bitsandbytes"

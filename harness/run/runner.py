@@ -33,7 +33,7 @@ import logging
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -203,11 +203,13 @@ def _check_hash(previous: dict[str, Any] | None, ck: ResolvedCheckpoint, writer:
 # -- one (checkpoint, task) pair -----------------------------------------------------------------------------
 
 
-def draw_samples(spec: BenchSpec, tasks: list[PlannedTask], task_manager: Any) -> dict[str, TaskSample]:
+def draw_samples(spec: BenchSpec, tasks: list[PlannedTask], task_manager: Any,
+                 doc_counts: dict[str, int] | None = None) -> dict[str, TaskSample]:
     """The documents each task scores under ``spec.limit`` (none: every document, an empty mapping), drawn
     once for the whole run, before any model loads: every checkpoint scores the same ones. Every task's
     documents are read here even without a limit, so a data error (a missing file, a wrong schema: a
-    ``DataError``, exit 2) stops the run before the first model loads, not once per checkpoint after it."""
+    ``DataError``, exit 2) stops the run before the first model loads, not once per checkpoint after it.
+    ``doc_counts``, when given, is filled with how many documents each task scores."""
     out = {}
     for task in tasks:
         try:
@@ -218,6 +220,9 @@ def draw_samples(spec: BenchSpec, tasks: list[PlannedTask], task_manager: Any) -
             raise BenchError(f"task {task.name}: its documents could not be read ({type(e).__name__}: {e})") from e
         if spec.limit is not None:
             out[task.name] = sample_task(loaded, task, spec.limit, seed=spec.seed)
+        if doc_counts is not None:
+            doc_counts[task.name] = (len(out[task.name].doc_ids) if task.name in out
+                                     else len(loaded["tasks"][task.name].eval_docs))
     return out
 
 
@@ -375,9 +380,11 @@ class _BenchRun:
         if self.previous:
             check_resumable(self.previous, self.spec, self.tasks, self.checkpoints, out)
         self.task_manager = make_task_manager(self.spec.data_dir, self.spec.task_metadata)
-        self.samples = draw_samples(self.spec, self.tasks, self.task_manager)
+        doc_counts: dict[str, int] = {}
+        self.samples = draw_samples(self.spec, self.tasks, self.task_manager, doc_counts)
         if self.previous:
             check_same_sample(self.previous, self.spec, self.samples, out)
+        self._choose_backend(doc_counts)
         self.hash_memo = self.writer.read_state("hashes")
         for ck in self.checkpoints:
             if ck.kind != "hub":  # a hub model is hashed once it is downloaded, after loading
@@ -386,6 +393,36 @@ class _BenchRun:
         self.started_at = (self.previous or {}).get("started_at") or _utcnow()
         self.timings: dict[str, Any] = dict((self.previous or {}).get("timings", {}))
         self.env = environment.environment()
+
+    def _choose_backend(self, doc_counts: dict[str, int]) -> None:
+        """The backend this run uses (``self.backend``; ``self.run_spec`` is the spec with it named) and, for
+        vLLM, the engines shared by checkpoints over one base (``self.vllm``). A GPU ``auto`` becomes vLLM where
+        it is installed and estimated faster for this run's size (medbench.harness.backends.vllm_engine)."""
+        from medbench.harness.backends import vllm_engine
+        from medbench.harness.backends.lm_backends import build_vllm, local_adapter, resolve_backend, vllm_installed
+
+        self.backend = resolve_backend(self.spec)
+        self.auto_choice: vllm_engine.AutoChoice | None = None
+        keys = None
+        if (self.spec.backend == "auto" and self.backend == "medbench-fast" and vllm_installed()
+                and not self.launch.several and not self.spec.load_in_4bit
+                and self.spec.vllm.data_parallel_size == 1):
+            keys = vllm_engine.engine_keys(self.checkpoints)
+            tokens = vllm_engine.planned_tokens([(doc_counts.get(t.name, 0), t.max_gen_toks or 0)
+                                                 for t in self.tasks if t.spec.output_type == "generate_until"])
+            self.auto_choice = vllm_engine.choose_auto(self.checkpoints, tokens, engines=len(set(keys.values())))
+            self.backend = self.auto_choice.backend
+            self._say(f"backend auto: {self.backend} ({self.auto_choice.reason}; --backend names one)")
+        self.run_spec = replace(self.spec, backend=self.backend)
+        self.vllm = None
+        if self.backend == "vllm" and self.spec.vllm.data_parallel_size == 1:
+            keys = keys or vllm_engine.engine_keys(self.checkpoints)
+            self.vllm = vllm_engine.SharedVLLM(
+                self.checkpoints, lambda ck, adapter_rank: build_vllm(ck, self.run_spec, adapter_rank=adapter_rank),
+                local_adapter, keys)
+            if self.vllm.count < len(self.checkpoints):
+                self._say(f"vLLM: {len(self.checkpoints)} checkpoints on {self.vllm.count} engine(s) (adapters "
+                          f"served by their base's engine)")
 
     def write_meta(self, status: str) -> None:
         if not self.main_process:
@@ -403,6 +440,8 @@ class _BenchRun:
             "sample": sample_meta(self.spec, self.samples),
             "environment": self.env,
             "processes": self.launch.world_size,
+            "backend_used": self.backend,
+            **({"backend_auto": self.auto_choice.to_meta()} if self.auto_choice else {}),
             "timings": self.timings,
             "errors": self.errors,
         })
@@ -466,6 +505,8 @@ class _BenchRun:
                                  f"processes would wait for this one). Finished work in {self.out} is kept: fix "
                                  f"it and run the same command again to resume") from e
         finally:
+            if self.vllm is not None:
+                self.vllm.done(ck)
             if cached is not None:
                 try:
                     cached.close()
@@ -480,11 +521,16 @@ class _BenchRun:
 
     def _load(self, ck: ResolvedCheckpoint) -> Any:
         """Load the model (lm-eval LM) and wrap it in the resumable request cache."""
-        from medbench.harness.backends.lm_backends import build_lm, resolve_backend
+        from medbench.harness.backends.lm_backends import build_lm
         from medbench.harness.run.request_cache import ResumableLM
 
         t_load = time.monotonic()
-        lm = build_lm(ck, self.spec)
+        if self.vllm is not None:
+            lm, started = self.vllm.lm_for(ck)
+            if not started:
+                self._say(f"  {ck.name}: on the vLLM engine already started for {ck.model}")
+        else:
+            lm = build_lm(ck, self.run_spec)
         if ck.kind == "hub":
             compute_content_hash(ck, self.hash_memo)
             _check_hash(self.previous, ck, self.writer)
@@ -496,7 +542,7 @@ class _BenchRun:
             lm.on_generated = self.writer.generation_recorder(ck.name, rank)
         # vLLM reports results only when a call returns: feed it chunks so a crash loses at most one chunk
         # (hf and medbench-fast write each finished request to the cache themselves)
-        chunk = None if resolve_backend(self.spec) != "vllm" or self.spec.vllm.data_parallel_size > 1 else 256
+        chunk = None if self.backend != "vllm" or self.spec.vllm.data_parallel_size > 1 else 256
         return ResumableLM(
             lm, f"{self.writer.request_cache_prefix(ck.name)}_rank{rank}.db",
             timings=self.writer.read_timings(ck.name),
