@@ -96,7 +96,7 @@ def build_model(shape: str, tok_dir: Path, out: Path, device: str) -> Path:
     return out
 
 
-def build_adapter(model_dir: Path, out: Path, device: str, rank: int = 16) -> Path:
+def build_adapter(model_dir: Path, out: Path, device: str, rank: int = 16, seed: int = 1) -> Path:
     """A LoRA adapter with random, non-zero A and B (PEFT's default zero B would be a no-op)."""
     import torch
     from peft import LoraConfig, get_peft_model
@@ -107,7 +107,7 @@ def build_adapter(model_dir: Path, out: Path, device: str, rank: int = 16) -> Pa
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype="auto", device_map=device)
     lora = LoraConfig(r=rank, lora_alpha=rank, init_lora_weights=False, task_type="CAUSAL_LM",
                       target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
-    torch.manual_seed(1)
+    torch.manual_seed(seed)
     peft_model = get_peft_model(model, lora)
     with torch.no_grad():
         for name, p in peft_model.named_parameters():
@@ -250,12 +250,14 @@ def run_backend(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 # ---- the default command ---------------------------------------------------------------------------------
-def bench_command(args: argparse.Namespace, shape: str, extra: list[str], name: str) -> dict[str, Any]:
+def bench_command(args: argparse.Namespace, shape: str, extra: list[str], name: str,
+                  checkpoints: list[str] | None = None) -> dict[str, Any]:
     """Wall time of one ``medbench bench`` command (a fresh process, fresh output directory)."""
     work = Path(args.work)
-    out = work / "bench" / name
+    out = work / "bench" / f"{shape}_{name}"
     shutil.rmtree(out, ignore_errors=True)
-    cmd = [sys.executable, "-m", "medbench.harness.cli", "bench", "--checkpoint", f"m={work / 'models' / shape}",
+    cks = checkpoints or [f"m={work / 'models' / shape}"]
+    cmd = [sys.executable, "-m", "medbench.harness.cli", "bench", *[a for ck in cks for a in ("--checkpoint", ck)],
            "--tasks", "medbench_pubmedqa", "--limit", str(args.bench_docs), "--data-dir", str(args.data_dir),
            "--output", str(out), "--no-report", *extra]
     if args.bench_max_new_tokens and "--max-new-tokens" not in extra:
@@ -263,12 +265,15 @@ def bench_command(args: argparse.Namespace, shape: str, extra: list[str], name: 
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.bench_timeout)
     wall = time.perf_counter() - t0
-    res: dict[str, Any] = {"name": name, "command": shlex.join(cmd), "wall_s": round(wall, 1), "rc": proc.returncode,
-                           "stderr_tail": proc.stderr[-1500:]}
+    res: dict[str, Any] = {"name": name, "shape": shape, "checkpoints": len(cks), "command": shlex.join(cmd),
+                           "wall_s": round(wall, 1), "rc": proc.returncode, "stderr_tail": proc.stderr[-2500:]}
     run_json = out / "run.json"
     if run_json.exists():
         meta = json.loads(run_json.read_text())
-        res["backend_used"] = meta.get("spec", {}).get("backend")
+        res["backend_requested"] = meta.get("spec", {}).get("backend")
+        res["backend_used"] = meta.get("backend_used")
+        res["backend_auto"] = meta.get("backend_auto")
+        res["errors"] = meta.get("errors")
         res["batch_size_used"] = meta.get("spec", {}).get("batch_size")
         res["timings"] = meta.get("timings")
     return res
@@ -362,32 +367,49 @@ def run_all(args: argparse.Namespace) -> int:
                 save()
         agreement(doc, shape)
         save()
-    if args.bench_shape:
-        model = work / "models" / args.bench_shape
-        adapter = work / "adapters" / args.bench_shape
-        runs = {"default": [], "hf": ["--backend", "hf"], "medbench-fast": ["--backend", "medbench-fast"],
-                # stock hf at a batch that fits (lm-eval's `auto` probe alone took minutes at a 32k context)
-                "hf-b64": ["--backend", "hf", "--batch-size", "64"],
-                "vllm": ["--backend", "vllm"],
-                # a base and its LoRA adapter through vLLM, as a user benches a GRPO adapter against its base
-                "vllm-lora": ["--backend", "vllm", "--checkpoint", f"lora={model}+{adapter}",
-                              "--max-new-tokens", "128"]}
-        for name in [r for r in args.bench_runs.split(",") if r]:
-            if time.perf_counter() > deadline:
-                doc["bench"].append({"name": name, "skipped": "time budget"})
-                continue
-            doc["bench"].append(bench_command(args, args.bench_shape, runs[name], name))
-            print(f"[bench {name}] {doc['bench'][-1]['wall_s']} s rc {doc['bench'][-1]['rc']}", flush=True)
-            save()
-        done = [b for b in doc["bench"] if b.get("rc") == 0 and b["name"] in ("hf", "hf-b64", "medbench-fast", "vllm")]
-        default = next((b for b in doc["bench"] if b["name"] == "default" and b.get("rc") == 0), None)
-        if done and default:
-            best = min(done, key=lambda b: b["wall_s"])
-            doc["default_vs_best"] = {"default_s": default["wall_s"], "best": best["name"], "best_s": best["wall_s"],
-                                      "ratio": default["wall_s"] / best["wall_s"], "target": "<= 1.25"}
+    for shape in [s for s in args.bench_shape.split(",") if s]:
+        bench_runs(args, doc, shape, tok_dir, deadline, save)
     save()
     print(json.dumps({k: doc.get(k) for k in ("default_vs_best",)}, indent=1))
     return 0
+
+
+def bench_runs(args: argparse.Namespace, doc: dict[str, Any], shape: str, tok_dir: Path, deadline: float,
+               save: Any) -> None:
+    """Whole ``medbench bench`` commands on ``shape``: one checkpoint per backend, and the recipes' three
+    (base, SFT and GRPO adapters of it: ``3ck-*``) on vLLM (one engine) and on the default."""
+    work = Path(args.work)
+    model = build_model(shape, tok_dir, work / "models" / shape, args.device)
+    adapter = build_adapter(model, work / "adapters" / shape, args.device)
+    adapter2 = build_adapter(model, work / "adapters2" / shape, args.device, seed=2)
+    three = [f"base={model}", f"sft={model}+{adapter}", f"grpo={model}+{adapter2}"]
+    runs = {"default": [], "hf": ["--backend", "hf"], "medbench-fast": ["--backend", "medbench-fast"],
+            # stock hf at a batch that fits (lm-eval's `auto` probe alone took minutes at a 32k context)
+            "hf-b64": ["--backend", "hf", "--batch-size", "64"],
+            "vllm": ["--backend", "vllm"],
+            # a base and its LoRA adapter through vLLM, as a user benches a GRPO adapter against its base
+            "vllm-lora": ["--backend", "vllm", "--checkpoint", f"lora={model}+{adapter}",
+                          "--max-new-tokens", "128"],
+            "3ck-vllm": ["--backend", "vllm"], "3ck-default": [], "3ck-fast": ["--backend", "medbench-fast"]}
+    for name in [r for r in args.bench_runs.split(",") if r]:
+        if time.perf_counter() > deadline:
+            doc["bench"].append({"name": name, "shape": shape, "skipped": "time budget"})
+            continue
+        doc["bench"].append(bench_command(args, shape, runs[name], name,
+                                          three if name.startswith("3ck") else None))
+        print(f"[bench {name}] {doc['bench'][-1]['wall_s']} s rc {doc['bench'][-1]['rc']}", flush=True)
+        save()
+    for prefix in ("", "3ck-"):
+        named = {f"{prefix}{n}" for n in ("hf", "hf-b64", "medbench-fast", "fast", "vllm")}
+        done = [b for b in doc["bench"] if b.get("rc") == 0 and b["name"] in named and b.get("shape") == shape]
+        default = next((b for b in doc["bench"] if b["name"] == f"{prefix}default" and b.get("rc") == 0
+                        and b.get("shape") == shape), None)
+        if done and default:
+            best = min(done, key=lambda b: b["wall_s"])
+            doc.setdefault("default_vs_best", {})[f"{shape} {prefix or '1ck-'}"] = {
+                "default_s": default["wall_s"], "default_backend_used": default.get("backend_used"),
+                "best": best["name"], "best_s": best["wall_s"], "ratio": default["wall_s"] / best["wall_s"],
+                "target": "<= 1.25"}
 
 
 def count_params(model_dir: Path) -> int:

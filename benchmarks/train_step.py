@@ -9,9 +9,16 @@ configs, with three things swapped so it runs without a model hub:
   result);
 * the data is the bundled sample data, with SFT rows lengthened to about ``--sft-tokens`` tokens each (the
   recipe's rows are several hundred to ~1,500 tokens);
-* GRPO completions are pinned to ``--grpo-completion`` tokens (``min_new_tokens``), so a step's cost does not
-  depend on when a random model happens to emit EOS; vLLM is not installed on the device, so both backends
-  generate through transformers.
+* GRPO completions are pinned to ``--grpo-completion`` tokens (``min_new_tokens`` for transformers,
+  ``min_tokens`` for vLLM), so a step's cost does not depend on when a random model happens to emit EOS.
+
+GRPO runs as the recipe runs it and against its alternatives: ``grpo:unsloth-vllm`` is the recipe
+(``fast_inference=True``: Unsloth's vLLM engine generates), ``grpo:unsloth`` Unsloth generating through
+transformers, ``grpo:trl-vllm`` TRL + PEFT with TRL's vLLM in colocate mode (``-bf16``: a bf16 base instead of
+4-bit, for TRL's colocate weight sync, which pushes merged weights to vLLM each step). vLLM gets the same
+``--vllm-gpu-util`` share of the GPU in each; peak memory is reported both as torch's peak in the training process
+(vLLM's weights and KV cache included when it runs in that process) and as the device's used memory
+(``cudaMemGetInfo``) at the end of each step.
 
 Each (recipe, backend) runs in a fresh process (Unsloth patches transformers and TRL on import). The first
 ``--warmup`` optimizer steps are excluded from the step time; peak memory is torch's
@@ -43,7 +50,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-COMBOS = ("sft:unsloth", "sft:trl", "grpo:unsloth", "grpo:trl")
+COMBOS = ("sft:unsloth", "sft:trl", "grpo:unsloth", "grpo:trl", "grpo:unsloth-vllm", "grpo:trl-vllm",
+          "grpo:trl-vllm-bf16")
 
 #: Llama-3.1-8B (meta-llama/Llama-3.1-8B config.json), except the vocabulary, which is the tokenizer's.
 LLAMA31_8B = {
@@ -148,6 +156,7 @@ class StepTimer:
 
     def __init__(self) -> None:
         self.times: list[float] = []
+        self.device_used: list[float] = []  # GiB in use on the device (every process) at each step's end
         self._t0 = 0.0
 
     def callback(self):
@@ -164,6 +173,8 @@ class StepTimer:
             def on_step_end(self, args, state, control, **kw):
                 torch.cuda.synchronize()
                 timer.times.append(time.perf_counter() - timer._t0)
+                free, total = torch.cuda.mem_get_info()
+                timer.device_used.append((total - free) / 2**30)
 
         return _CB()
 
@@ -172,6 +183,8 @@ def worker(recipe: str, backend: str, args: argparse.Namespace) -> dict:
     """One recipe on one backend, in this process. Unsloth (when used) is imported before anything else."""
     from medbench.trainers.backends import BackendChoice, activate
 
+    variant = backend
+    backend, vllm, bf16 = backend.split("-")[0], "-vllm" in variant, variant.endswith("-bf16")
     choice = BackendChoice(backend, backend, cuda=True)
     activate(choice)
     import torch
@@ -179,7 +192,7 @@ def worker(recipe: str, backend: str, args: argparse.Namespace) -> dict:
     from medbench.trainers.config import load_config
 
     shared = Path(args.work_dir)
-    work = Path(tempfile.mkdtemp(prefix=f"{recipe}_{backend}_", dir=shared))
+    work = Path(tempfile.mkdtemp(prefix=f"{recipe}_{variant}_", dir=shared))
     tok_dir = tokenizer_dir(Path(args.tokenizer), shared)
     model_dir, n_params = random_model(recipe, tok_dir, shared / f"{recipe}_model")
     data = data_dir(work, tok_dir, args.sft_tokens)
@@ -192,10 +205,13 @@ def worker(recipe: str, backend: str, args: argparse.Namespace) -> dict:
         cfg = load_config("sft_r1_llama8b_medical", common)
         module = sft
     else:
+        pin = "min_tokens" if vllm else "min_new_tokens"  # SamplingParams' name, GenerationConfig's
         cfg = load_config("grpo_qwen25_3b_medical", common + [
             "data.health_specialties=[Cardiology, Dermatology, Lab_Medicine]",
             f"training.max_completion_length={args.grpo_completion}",
-            f"training.generation_kwargs={{min_new_tokens: {args.grpo_completion}}}",
+            f"training.generation_kwargs={{{pin}: {args.grpo_completion}}}",
+            f"model.fast_inference={str(vllm).lower()}", f"model.gpu_memory_utilization={args.vllm_gpu_util}",
+            *(["model.load_in_4bit=false"] if bf16 else []),
         ])
         module = grpo
     t_setup = time.perf_counter()
@@ -207,7 +223,9 @@ def worker(recipe: str, backend: str, args: argparse.Namespace) -> dict:
     timed = timer.times[args.warmup:]
     return {
         "recipe": recipe,
-        "backend": backend,
+        "backend": variant,
+        "generation": ("vLLM" if vllm else "transformers") if recipe == "grpo" else None,
+        "vllm_gpu_memory_utilization": args.vllm_gpu_util if vllm else None,
         "shape": "Llama-3.1-8B (Qwen2 vocabulary)" if recipe == "sft" else "Qwen2.5-3B-Instruct",
         "parameters": n_params,
         "config": cfg.source,
@@ -223,6 +241,7 @@ def worker(recipe: str, backend: str, args: argparse.Namespace) -> dict:
         "step_seconds_mean": round(statistics.fmean(timed), 3) if timed else None,
         "peak_memory_allocated_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2),
         "peak_memory_reserved_gib": round(torch.cuda.max_memory_reserved() / 2**30, 2),
+        "peak_device_used_gib": round(max(timer.device_used), 2) if timer.device_used else None,
     }
 
 
@@ -255,10 +274,10 @@ def _device() -> dict[str, str]:
             "cpu_count": str(os.cpu_count()), "platform": platform.platform()}
 
 
-def _ratio(results: list[dict], recipe: str, key: str) -> float | None:
+def _ratio(results: list[dict], recipe: str, key: str, num: str = "unsloth", den: str = "trl") -> float | None:
     by = {r["backend"]: r for r in results if r["recipe"] == recipe and "error" not in r}
-    if "unsloth" in by and "trl" in by and by["trl"].get(key):
-        return round(by["unsloth"][key] / by["trl"][key], 3)
+    if num in by and den in by and by[den].get(key) and by[num].get(key) is not None:
+        return round(by[num][key] / by[den][key], 3)
     return None
 
 
@@ -271,9 +290,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=5, help="timed optimizer steps")
     ap.add_argument("--sft-tokens", type=int, default=1024, help="approximate tokens per SFT row")
     ap.add_argument("--grpo-completion", type=int, default=256, help="tokens per GRPO completion (pinned)")
+    ap.add_argument("--vllm-gpu-util", type=float, default=0.15,
+                    help="vLLM's share of the GPU in the -vllm GRPO combinations (the same for each)")
     ap.add_argument("--work-dir", default=None,
                     help="scratch folder for the random models, shared by the backends (default: a temp folder)")
     ap.add_argument("--out-dir", default=str(REPO / "benchmarks" / "results"), help="where the JSON goes")
+    ap.add_argument("--out-name", default=None, help="the JSON's file name (default train_step_<gpu>.json)")
     ap.add_argument("--timeout", type=int, default=900, help="seconds allowed per combination")
     ap.add_argument("--worker", nargs=2, metavar=("RECIPE", "BACKEND"), help=argparse.SUPPRESS)
     ap.add_argument("--result-file", help=argparse.SUPPRESS)
@@ -294,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
         cmd = [sys.executable, __file__, "--worker", recipe, backend, "--result-file", result_file,
                "--tokenizer", args.tokenizer, "--warmup", str(args.warmup), "--steps", str(args.steps),
                "--sft-tokens", str(args.sft_tokens), "--grpo-completion", str(args.grpo_completion),
-               "--work-dir", args.work_dir]
+               "--vllm-gpu-util", str(args.vllm_gpu_util), "--work-dir", args.work_dir]
         print(f"== {combo}", flush=True)
         t0 = time.perf_counter()
         try:
@@ -313,10 +335,16 @@ def main(argv: list[str] | None = None) -> int:
         "sft_peak_memory_unsloth_over_trl": _ratio(results, "sft", "peak_memory_reserved_gib"),
         "grpo_step_time_unsloth_over_trl": _ratio(results, "grpo", "step_seconds_median"),
         "grpo_peak_memory_unsloth_over_trl": _ratio(results, "grpo", "peak_memory_reserved_gib"),
+        "grpo_step_time_unsloth_vllm_over_unsloth": _ratio(results, "grpo", "step_seconds_median",
+                                                           "unsloth-vllm", "unsloth"),
+        "grpo_step_time_unsloth_vllm_over_trl_vllm": _ratio(results, "grpo", "step_seconds_median",
+                                                            "unsloth-vllm", "trl-vllm"),
+        "grpo_device_memory_unsloth_vllm_over_trl_vllm": _ratio(results, "grpo", "peak_device_used_gib",
+                                                                "unsloth-vllm", "trl-vllm"),
     }
     met = {k: (ratios[k] <= v if ratios.get(k) is not None else None) for k, v in TARGETS.items()}
     slug = device["gpu"].lower().replace("nvidia", "").strip().replace(" ", "_").replace("/", "_")
-    out = Path(args.out_dir) / f"train_step_{slug}.json"
+    out = Path(args.out_dir) / (args.out_name or f"train_step_{slug}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({
         "benchmark": "train_step",
@@ -326,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
         "device": device,
         "versions": _versions(),
         "settings": {"warmup_steps": args.warmup, "timed_steps": args.steps, "sft_row_tokens": args.sft_tokens,
-                     "grpo_completion_tokens": args.grpo_completion},
+                     "grpo_completion_tokens": args.grpo_completion, "vllm_gpu_util": args.vllm_gpu_util},
         "results": results,
         "ratios": ratios,
         "targets": TARGETS,

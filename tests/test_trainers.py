@@ -173,6 +173,35 @@ def test_trl_on_cpu_swaps_the_8bit_optimizer_and_records_it():
     assert (kw["learning_rate"], kw["max_steps"], kw["seed"]) == (2e-4, 60, 3407)
 
 
+@pytest.mark.parametrize("backend", ["trl", "unsloth"])
+def test_grpo_fast_inference_generates_through_vllm_on_both_backends(backend, monkeypatch):
+    """The recipe's fast_inference on a GPU with vLLM: Unsloth's engine, or TRL's vLLM in colocate mode at the
+    config's memory share; the GRPOConfig fields are TRL 1.15's own names, so TRL would refuse a typo."""
+    from medbench.trainers import backends
+    from trl import GRPOConfig
+
+    monkeypatch.setattr(backends, "is_installed", lambda module: True)
+    cfg = C.load_config("grpo_qwen25_3b_medical")
+    kw = training_kwargs(cfg, BackendChoice(backend, "auto", cuda=True), [])
+    assert kw["use_vllm"] is True
+    if backend == "trl":
+        assert (kw["vllm_mode"], kw["vllm_gpu_memory_utilization"], kw["vllm_max_model_length"]) == (
+            "colocate", 0.5, 2048)
+    else:
+        assert "vllm_mode" not in kw  # Unsloth's own engine (FastLanguageModel fast_inference)
+    names = {f.name for f in __import__("dataclasses").fields(GRPOConfig)}
+    assert {k for k in kw if k.startswith("vllm") or k == "use_vllm"} <= names
+
+
+def test_grpo_fast_inference_without_vllm_is_recorded_and_generation_stays_on_transformers(monkeypatch):
+    from medbench.trainers import backends
+
+    monkeypatch.setattr(backends, "is_installed", lambda module: module != "vllm")
+    cfg = C.load_config("grpo_qwen25_3b_medical")
+    kw = training_kwargs(cfg, BackendChoice("trl", "auto", cuda=True), [])
+    assert "use_vllm" not in kw
+
+
 def test_cpu_loss_stand_in_matches_log_softmax():
     import torch
     from medbench.trainers.cpu_compat import TorchChunkedLogProb

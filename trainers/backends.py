@@ -183,9 +183,9 @@ def _load_trl(cfg, name: str, choice: BackendChoice, adjustments: list[Adjustmen
         why = "no CUDA GPU" if not choice.cuda else "bitsandbytes is not installed"
         adjustments.append(Adjustment("model.load_in_4bit", True, False, f"{why}: full-precision weights"))
         four_bit = False
-    if m.fast_inference:
-        adjustments.append(Adjustment("model.fast_inference", True, False,
-                                      "vLLM fast inference is an Unsloth-backend feature: transformers generate"))
+    if m.fast_inference and not (choice.cuda and is_installed("vllm")):
+        why = "no CUDA GPU" if not choice.cuda else "vLLM is not installed"
+        adjustments.append(Adjustment("model.fast_inference", True, False, f"{why}: transformers generate"))
     if m.dtype:
         dtype = getattr(torch, m.dtype)
     elif choice.cuda:
@@ -276,8 +276,13 @@ def training_kwargs(cfg, choice: BackendChoice, adjustments: list[Adjustment]) -
         kw["gradient_checkpointing"] = bool(cfg.lora.gradient_checkpointing)
         if kw["gradient_checkpointing"]:
             kw.setdefault("gradient_checkpointing_kwargs", {"use_reentrant": False})
-    if cfg.recipe == "grpo" and choice.name == "unsloth" and cfg.model.fast_inference and is_installed("vllm"):
+    if cfg.recipe == "grpo" and cfg.model.fast_inference and choice.cuda and is_installed("vllm"):
         kw.setdefault("use_vllm", True)
+        if choice.name == "trl":
+            # TRL's vLLM in this process (no server to start); its share of the GPU is the config's
+            kw.setdefault("vllm_mode", "colocate")
+            kw.setdefault("vllm_gpu_memory_utilization", cfg.model.gpu_memory_utilization)
+            kw.setdefault("vllm_max_model_length", cfg.model.max_seq_length)
     return kw
 
 

@@ -57,7 +57,9 @@ class ModelSection:
     dtype: str | None = None
     """Weights dtype (``bfloat16``, ``float16``, ``float32``); ``None``: the backend's choice."""
     fast_inference: bool = False
-    """GRPO generation through vLLM (Unsloth on a GPU with vLLM installed)."""
+    """GRPO generation through vLLM, on a CUDA GPU with vLLM installed: Unsloth's ``fast_inference`` (its vLLM
+    engine shares the LoRA weights) on ``unsloth``, TRL's ``use_vllm`` in colocate mode (the same process, merged
+    weights pushed to vLLM every step) on ``trl``; elsewhere generation runs through transformers."""
     gpu_memory_utilization: float = 0.5
     """vLLM's share of GPU memory (with ``fast_inference``)."""
     chat_template: str | None = None
