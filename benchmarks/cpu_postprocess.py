@@ -106,19 +106,23 @@ def _tokenizer() -> Any:
 
 def generated_counts(logs: list[tuple[str, PlannedTask, list[dict[str, Any]]]], tokenizer: Any
                      ) -> dict[tuple[str, str], dict[str, Any]]:
-    """What the backend records while generating (the ids it generated, whether it hit the limit), per
-    (checkpoint, task) and request key: counted here with the model's tokenizer, before the clock starts."""
+    """What the backend records while generating (how many ids it generated, whether it hit the limit, where
+    each id lies in the text: ``GeneratedTokenCounts.count_generation``), per (checkpoint, task) and request
+    key: the completions' tokenizer ids stand in for the generated ones, before the clock starts."""
+    from medbench.harness.backends.lm_backends import generated_token_chars
     from medbench.harness.run.records import GeneratedTokens
-    from medbench.harness.run.sample_rows import TokenizerCounter, count_many, request_key
+    from medbench.harness.run.sample_rows import request_key
 
-    counter = TokenizerCounter(tokenizer)
     out: dict[tuple[str, str], dict[str, Any]] = {}
     for ck, task, samples in logs:
         texts = [s["resps"][0][0] for s in samples]
+        ids = tokenizer(texts, add_special_tokens=False, return_attention_mask=False,
+                        return_token_type_ids=False)["input_ids"]
         limit = task.max_gen_toks
         out[(ck, task.name)] = {
-            request_key(s["arguments"][0]): GeneratedTokens(n, bool(limit and n >= limit))
-            for s, n in zip(samples, count_many(counter, texts))
+            request_key(s["arguments"][0]): GeneratedTokens(len(row), bool(limit and len(row) >= limit),
+                                                            generated_token_chars(row, tokenizer))
+            for s, row in zip(samples, ids)
         }
     return out
 
@@ -302,7 +306,8 @@ def main(argv: list[str] | None = None) -> int:
         "what": "grading (rows_from_samples with the model's tokenizer, as the runner calls it) + run-directory "
                 "writes + compute_metrics + medbench report (comparisons + render), end to end, for 3 checkpoints",
         "completion_tokens_from": "the tokenizer (re-counted text, vLLM's fallback)" if args.no_generated
-        else "the backend's generated ids (hf, medbench-fast); reasoning/answer regions still tokenised",
+        else "the backend's generated ids (hf, medbench-fast), and the reasoning/answer regions counted in them "
+             "(GeneratedTokens.token_chars; the completions' tokenizer ids stand in for the generated ones)",
         "sizes_per_family": sizes,
         "command": " ".join(["python", str(Path(__file__).relative_to(REPO)),
                              *(argv if argv is not None else sys.argv[1:])]),

@@ -87,6 +87,23 @@ def test_stock_hf_counts_the_same_generations_alike(sharp_model_dir, tmp_path):
     assert any(not c.hit_limit and c.n_tokens < 256 for c in (stock.generated_tokens[k] for k in keys))
 
 
+@pytest.mark.parametrize("backend", ["hf", "medbench-fast"])
+def test_backends_record_where_each_generated_token_lies(backend, sharp_model_dir, tmp_path):
+    """``token_chars``: one entry per counted id, and the ids' pieces cover the completion lm-eval returned (a
+    prefix of their decoded text: a stop string cuts it), so the regions are counted in the emitted tokens."""
+    import numpy as np
+    from medbench.harness.run.sample_rows import region_token_counts
+
+    lm, reqs, texts = _generate(backend, sharp_model_dir, ["e", "</answer>"], tmp_path)
+    for r, text in zip(reqs, texts):
+        counted = lm.generated_tokens[request_key(r.args)]
+        assert counted.token_chars is not None
+        lengths = np.frombuffer(counted.token_chars, dtype="<u2")
+        assert len(lengths) == counted.n_tokens and int(lengths.sum()) >= len(text)
+        assert region_token_counts(counted.token_chars, [[(0, len(text))]], text_length=len(text)) is not None
+    assert RunWriter(tmp_path / backend).read_generated("ck") == lm.generated_tokens
+
+
 @pytest.mark.slow
 def test_bench_rows_carry_the_generated_counts(tiny_model_dir, tmp_path):
     """Through ``medbench bench``: the runner records the backend's counts in the run directory and the rows

@@ -423,6 +423,13 @@ class GeneratedTokens:
     n_tokens: int
     #: Generation stopped because it reached the token limit (no EOS, no stop string).
     hit_limit: bool
+    #: How many characters of the decoded text each of those ``n_tokens`` ids added, in order, as little-endian
+    #: uint16 (``numpy.frombuffer(token_chars, "<u2")``; 0 for an id that only began a multi-byte character, the
+    #: id that completes it adds the whole character): where each generated token lies in the completion, so
+    #: the reasoning and answer regions are counted in the tokens the model emitted, without re-tokenising
+    #: (:func:`medbench.harness.run.sample_rows.region_token_counts`). ``None`` where the backend could not tell
+    #: (no incremental decoder, or its text differs from the decoded text): the regions are then re-tokenised.
+    token_chars: bytes | None = None
 
 
 # -- metrics.json ---------------------------------------------------------------------------------------------

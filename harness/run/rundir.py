@@ -25,6 +25,7 @@ Nobody else parses these files.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import os
@@ -103,6 +104,18 @@ def _json_default(obj: Any) -> Any:
 
 #: ``json.dumps(row, default=_json_default)``, the same text, with the encoder built once (partial/ rows).
 _ROW_ENCODER = json.JSONEncoder(default=_json_default)
+
+
+def _token_chars(text: Any) -> bytes | None:
+    """``GeneratedTokens.token_chars`` from its base64 form in generated.jsonl (``None`` if absent or damaged:
+    the regions are then re-tokenised)."""
+    if not isinstance(text, str):
+        return None
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except ValueError:
+        return None
+    return raw if len(raw) % 2 == 0 else None
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -231,9 +244,11 @@ class RunWriter:
         path = self.root / "cache" / f"{_safe(checkpoint)}_rank{int(rank)}.generated.jsonl"
 
         def record(key: str, counted: GeneratedTokens) -> None:
+            obj: dict[str, Any] = {"key": key, "n_tokens": counted.n_tokens, "hit_limit": counted.hit_limit}
+            if counted.token_chars is not None:
+                obj["token_chars"] = base64.b64encode(counted.token_chars).decode("ascii")
             with path.open("a", encoding="utf-8") as fh:
-                fh.write(json.dumps({"key": key, "n_tokens": counted.n_tokens, "hit_limit": counted.hit_limit})
-                         + "\n")
+                fh.write(json.dumps(obj) + "\n")
 
         return record
 
@@ -243,7 +258,9 @@ class RunWriter:
         for path in sorted((self.root / "cache").glob(f"{_safe(checkpoint)}_rank*.generated.jsonl")):
             for obj in _jsonl_lines(path):
                 if isinstance(obj, dict) and {"key", "n_tokens", "hit_limit"} <= set(obj):
-                    out[str(obj["key"])] = GeneratedTokens(int(obj["n_tokens"]), bool(obj["hit_limit"]))
+                    chars = obj.get("token_chars")
+                    out[str(obj["key"])] = GeneratedTokens(int(obj["n_tokens"]), bool(obj["hit_limit"]),
+                                                           _token_chars(chars))
         return out
 
     def read_state(self, name: str) -> dict[str, Any]:

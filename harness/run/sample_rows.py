@@ -13,10 +13,19 @@ evaluated model's tokenizer, and "hit the limit" is that count reaching the task
 (``completion_tokens_source`` "tokenizer"): a re-tokenisation can differ from the generated ids by a few
 tokens either way, which is why it is only the fallback.
 
+Region lengths. Where the backend also recorded where each generated id lies in the text
+(``GeneratedTokens.token_chars``: ``hf`` and ``medbench-fast`` with a fast tokenizer), ``reasoning_tokens`` and
+``answer_tokens`` are the generated ids that lie (wholly or partly) in the grader's reasoning spans and answer
+span (:func:`region_token_counts`): the tokens the model emitted, no tokenizer call. That equals the tokenizer's
+count of the region text where the region's edges are token edges in the completion (the usual layouts: a
+region between newlines that ends on a word); where a token straddles an edge (``">R"`` in
+``<reasoning>Radiation``, ``".\n"`` after a last full stop) it is counted in the region, about 1 document in 25
+on the report fixture, one token more. Elsewhere the regions are re-tokenised.
+
 Counting is batched: the completions of a (checkpoint, task) that need a re-count are counted in one
 tokenizer call, the documents are graded without a counter, and the reasoning and answer texts the grader
-measured (:func:`medbench.tasks.graders.measured_texts`, cut out at the record's spans) are counted in one
-more call. A fast tokenizer encodes a list in Rust on every core; one Python call per text cost ~900 µs a
+measured (:func:`medbench.tasks.graders.measured_texts`, cut out at the record's spans) that have no
+generated-token positions are counted in one more call. A fast tokenizer encodes a list in Rust on every core; one Python call per text cost ~900 µs a
 sample (benchmarks/results/cpu_postprocess.json). The numbers are the per-text counts, exactly.
 """
 
@@ -27,6 +36,8 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from medbench.harness.run.records import SAMPLE_COLUMNS, GeneratedTokens, SampleRow, plain
 
@@ -82,6 +93,39 @@ def count_many(count_tokens: TokenCounter, texts: Sequence[str]) -> list[int]:
                          "its many() must return one count per text, in order")
     by_text = dict(zip(distinct, counts))
     return [by_text[t] for t in texts]
+
+
+def region_token_counts(token_chars: bytes, regions: Sequence[Sequence[tuple[int, int]]], *,
+                        text_length: int) -> list[int] | None:
+    """The number of generated tokens that lie (wholly or partly) in each region, a region being character spans
+    of the completion (a grade record's ``reasoning_spans``, or its ``answer_span`` alone): the reasoning and
+    answer lengths in the tokens the model emitted, from :attr:`GeneratedTokens.token_chars`.
+
+    An id that adds no character (it began a multi-byte character; a skipped special token) belongs with the
+    id that completes the character. ``None`` when the tokens cover fewer than ``text_length`` characters: they
+    are not this completion's (re-tokenise it instead).
+    """
+    lengths = np.frombuffer(token_chars, dtype="<u2").astype(np.int64)
+    ends = np.cumsum(lengths)
+    if (ends[-1] if len(ends) else 0) < text_length:
+        return None
+    starts = ends - lengths
+    if len(lengths) and not lengths.all():
+        ends = np.where(lengths > 0, ends, np.iinfo(np.int64).max)
+        ends = np.minimum.accumulate(ends[::-1])[::-1]
+    out = []
+    for spans in regions:
+        # tokens with end > s and start < e (both arrays ascending): one run [lo, hi) of token indices a span
+        runs = sorted((int(np.searchsorted(ends, s, side="right")), int(np.searchsorted(starts, e, side="left")))
+                      for s, e in spans if e > s)
+        n, reach = 0, 0
+        for lo, hi in runs:  # a token that two spans touch is counted once
+            lo = max(lo, reach)
+            if hi > lo:
+                n += hi - lo
+            reach = max(reach, hi)
+        out.append(n)
+    return out
 
 
 def _first_per_doc(samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -140,10 +184,25 @@ def rows_from_samples(
             scoring.grade_doc(spec, s["doc"], completion, hit_token_limit=hit, **kwargs)
             for s, completion, hit in zip(docs, completions, hit_limit)
         ]
-        # The texts the grader measured, counted in one go: reasoning first, then answers.
-        measured = [measured_texts(c, r) for c, r in zip(completions, records)]
-        region_counts = count_many(count_tokens, [m[0] for m in measured] + [m[1] for m in measured])
-        reasoning_tokens, answer_tokens = region_counts[: len(docs)], region_counts[len(docs) :]
+        # The regions in the tokens the model emitted where the backend said where they lie; the other
+        # documents' measured texts re-tokenised in one go: reasoning first, then answers.
+        reasoning_tokens: list[int] = [0] * len(docs)
+        answer_tokens: list[int] = [0] * len(docs)
+        retokenise = []
+        for i, (c, record) in enumerate(zip(completions, records)):
+            chars = counted[i].token_chars if counted[i] is not None else None
+            got = None if chars is None else region_token_counts(
+                chars, [record.reasoning_spans, (record.answer_span,) if record.answer_span else ()],
+                text_length=len(as_text(c)))
+            if got is None:
+                retokenise.append(i)
+            else:
+                reasoning_tokens[i], answer_tokens[i] = got
+        if retokenise:
+            measured = [measured_texts(completions[i], records[i]) for i in retokenise]
+            region_counts = count_many(count_tokens, [m[0] for m in measured] + [m[1] for m in measured])
+            for k, i in enumerate(retokenise):
+                reasoning_tokens[i], answer_tokens[i] = region_counts[k], region_counts[len(retokenise) + k]
     rows = []
     for i, s in enumerate(docs):
         doc = s["doc"]
