@@ -14,12 +14,16 @@ from typing import Any
 
 import numpy as np
 import pytest
-
 from medbench.harness.backends.lm_backends import generated_token_chars
 from medbench.harness.run.records import GeneratedTokens
 from medbench.harness.run.rundir import RunWriter
 from medbench.harness.run.runner import PlannedTask
-from medbench.harness.run.sample_rows import TokenizerCounter, region_token_counts, request_key, rows_from_samples
+from medbench.harness.run.sample_rows import (
+    TokenizerCounter,
+    region_token_counts,
+    request_key,
+    rows_from_samples,
+)
 from medbench.tasks.registry import get_task
 
 

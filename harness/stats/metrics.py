@@ -168,73 +168,8 @@ def _mean(values: np.ndarray) -> float | None:
     return float(values.mean()) if values.size else None
 
 
-def _lengths(rows, part: str, unit: LengthUnit | None) -> np.ndarray:
-    """The measured lengths of ``part`` over the generated rows, in ``unit`` (missing values dropped)."""
-    if unit is None:
-        return np.array([])
-    column = length_column(part, unit)
-    if column not in rows.columns:
-        return np.array([])
-    values = rows.loc[generated_mask(rows), column].to_numpy(dtype=float, na_value=np.nan)
-    return values[~np.isnan(values)]
-
-
-def _judge_kind(kinds) -> str | None:
-    kinds = sorted({str(k) for k in kinds.dropna().unique()})
-    if not kinds:
-        return None
-    return kinds[0] if len(kinds) == 1 else "mixed"
-
-
 def _stat(values: np.ndarray, fn) -> float | None:
     return float(fn(values)) if values.size else None
-
-
-def _summary(rows, ind, confidence: float, unit: LengthUnit | None) -> dict[str, Any]:
-    """The numbers of some samples (one checkpoint × task, a subgroup of it, or a task group): the fields of
-    :class:`~medbench.harness.run.records.TaskMetrics` after its identity."""
-    n = len(rows)
-    n_correct = int(ind["correct"].sum())
-    n_unparseable = int(ind["unparseable"].sum())
-    ci = stats.wilson_interval(n_correct, n, confidence)
-    reasoning = _lengths(rows, "reasoning", unit)
-    answer = _lengths(rows, "answer", unit)
-    completion = _lengths(rows, "completion", unit)
-    measured_unit = unit if generated_mask(rows).any() else None
-    record: dict[str, Any] = {
-        "task_version": _first(rows, "task_version"),
-        "n": n,
-        "n_correct": n_correct,
-        "n_wrong": n - n_correct - n_unparseable,
-        "n_unparseable": n_unparseable,
-        "accuracy": n_correct / n if n else None,
-        "accuracy_ci_low": ci[0] if ci else None,
-        "accuracy_ci_high": ci[1] if ci else None,
-    }
-    for metric_name, column in RATE_INDICATORS.items():
-        if metric_name != "accuracy":
-            record[metric_name] = _mean(ind[column].to_numpy())
-    record.update(
-        reasoning_length_unit=measured_unit,
-        reasoning_tokens_mean=_stat(reasoning, np.mean),
-        reasoning_tokens_median=_stat(reasoning, np.median),
-        reasoning_tokens_p90=_stat(reasoning, lambda v: np.percentile(v, 90)),
-        answer_length_unit=measured_unit,
-        answer_tokens_mean=_stat(answer, np.mean),
-        completion_tokens_mean=_stat(completion, np.mean),
-        completion_tokens_median=_stat(completion, np.median),
-        judge_kind=_judge_kind(rows["judge_kind"]) if "judge_kind" in rows.columns else None,
-        n_judged=int(ind["judge_agree"].notna().sum()),
-    )
-    record["accuracy_proxy"] = is_proxy_judge(record["judge_kind"])
-    return record
-
-
-def _first(rows, column: str) -> Any:
-    if column not in rows.columns:
-        return None
-    values = rows[column].dropna()
-    return _plain(values.iloc[0]) if len(values) else None
 
 
 def _plain(value: Any) -> Any:
@@ -310,6 +245,110 @@ def pick_reference(names: Sequence[str], roles: Mapping[str, str], reference: st
     return names[0] if names else None
 
 
+class _Columns:
+    """The frame's columns as numpy arrays and the row positions of each (checkpoint, task), found once: a
+    summary of some rows is then a few array reductions over their positions (in frame order, so every number
+    is what the same reductions over a filtered frame give; issue 14: filtering the frame per task and per pair
+    took most of compute_metrics' time)."""
+
+    def __init__(self, frame, indicators, unit: LengthUnit | None) -> None:
+        self.frame = frame
+        self.unit = unit
+        self.at: dict[tuple[str, str], np.ndarray] = {
+            (str(k[0]), str(k[1])): v for k, v in frame.groupby(["checkpoint", "task"], sort=False).indices.items()}
+        self.task_values = frame["task"].to_numpy(dtype=object)
+        self.doc_keys = frame["doc_key"].to_numpy(dtype=object)
+        self.indicator = {c: indicators[c].to_numpy(dtype=float) for c in
+                          {"correct", "unparseable", *RATE_INDICATORS.values()} if c in indicators.columns}
+        self.correct = self.indicator["correct"]
+        self.judged = indicators["judge_agree"].notna().to_numpy()
+        self.generated = generated_mask(frame)
+        self.lengths = {}
+        for part in ("reasoning", "answer", "completion"):
+            column = length_column(part, unit) if unit is not None else None
+            if column is not None and column in frame.columns:
+                self.lengths[part] = frame[column].to_numpy(dtype=float, na_value=np.nan)
+        self._valid: dict[str, np.ndarray] = {}
+        if "judge_kind" in frame.columns:
+            kinds = frame["judge_kind"]
+            self.judge_kinds = np.where(kinds.notna().to_numpy(), kinds.to_numpy(dtype=object), None)
+        else:
+            self.judge_kinds = None
+
+    def first(self, column: str, idx: np.ndarray) -> Any:
+        """The first non-null value of ``column`` among the rows at ``idx`` (a plain Python value)."""
+        if column not in self.frame.columns:
+            return None
+        valid = self._valid.get(column)
+        if valid is None:
+            valid = self._valid[column] = self.frame[column].notna().to_numpy()
+        hits = np.flatnonzero(valid[idx])
+        return _plain(self.frame[column].iloc[int(idx[hits[0]])]) if len(hits) else None
+
+    def _lengths(self, part: str, idx: np.ndarray) -> np.ndarray:
+        values = self.lengths.get(part)
+        if values is None:
+            return np.array([])
+        values = values[idx][self.generated[idx]]
+        return values[~np.isnan(values)]
+
+    def summary(self, idx: np.ndarray, confidence: float) -> dict[str, Any]:
+        """The numbers of the rows at ``idx`` (one checkpoint × task, a subgroup of it, or a task group): the
+        fields of :class:`~medbench.harness.run.records.TaskMetrics` after its identity."""
+        n = len(idx)
+        n_correct = int(self.correct[idx].sum())
+        n_unparseable = int(self.indicator["unparseable"][idx].sum())
+        ci = stats.wilson_interval(n_correct, n, confidence)
+        reasoning = self._lengths("reasoning", idx)
+        answer = self._lengths("answer", idx)
+        completion = self._lengths("completion", idx)
+        measured_unit = self.unit if self.generated[idx].any() else None
+        record: dict[str, Any] = {
+            "task_version": self.first("task_version", idx),
+            "n": n,
+            "n_correct": n_correct,
+            "n_wrong": n - n_correct - n_unparseable,
+            "n_unparseable": n_unparseable,
+            "accuracy": n_correct / n if n else None,
+            "accuracy_ci_low": ci[0] if ci else None,
+            "accuracy_ci_high": ci[1] if ci else None,
+        }
+        for metric_name, column in RATE_INDICATORS.items():
+            if metric_name != "accuracy":
+                record[metric_name] = _mean(self.indicator[column][idx])
+        if self.judge_kinds is None:
+            judge_kind = None
+        else:
+            kinds = sorted({str(k) for k in self.judge_kinds[idx] if k is not None})
+            judge_kind = None if not kinds else kinds[0] if len(kinds) == 1 else "mixed"
+        record.update(
+            reasoning_length_unit=measured_unit,
+            reasoning_tokens_mean=_stat(reasoning, np.mean),
+            reasoning_tokens_median=_stat(reasoning, np.median),
+            reasoning_tokens_p90=_stat(reasoning, lambda v: np.percentile(v, 90)),
+            answer_length_unit=measured_unit,
+            answer_tokens_mean=_stat(answer, np.mean),
+            completion_tokens_mean=_stat(completion, np.mean),
+            completion_tokens_median=_stat(completion, np.median),
+            judge_kind=judge_kind,
+            n_judged=int(self.judged[idx].sum()),
+        )
+        record["accuracy_proxy"] = is_proxy_judge(record["judge_kind"])
+        return record
+
+    def subgroups(self, idx: np.ndarray) -> list[tuple[Any, np.ndarray]]:
+        """Subgroup values of one task's rows at ``idx``, sorted, each with its rows' positions; none when one
+        subgroup covers the whole task (as for a per-specialty Health task), since its record would repeat the
+        task's."""
+        if "subgroup" not in self.frame.columns:
+            return []
+        rows = self.frame["subgroup"].iloc[idx]
+        values = sorted({_plain(s) for s in rows.dropna().unique()}, key=str)
+        if len(values) == 1 and rows.notna().all():
+            return []
+        return [(sub, idx[(rows == sub).to_numpy(dtype=bool, na_value=False)]) for sub in values]
+
+
 def compute_metrics(
     samples,
     checkpoints_in_order: Sequence[str | Mapping[str, Any]],
@@ -351,29 +390,27 @@ def compute_metrics(
     ref = pick_reference(names, roles, reference)  # names holds only checkpoints that have samples
     tasks = [str(t) for t in frame["task"].drop_duplicates()]
 
+    cols = _Columns(frame, indicators, unit)
     per_task: list[TaskMetrics] = []
     for checkpoint in names:
         for task in tasks:
-            mask = ((frame["checkpoint"] == checkpoint) & (frame["task"] == task)).to_numpy()
-            if not mask.any():
+            idx = cols.at.get((checkpoint, task))
+            if idx is None:
                 continue
-            rows, ind = frame[mask], indicators[mask]
-            base = {"checkpoint": checkpoint, "task": task, "group": _first(rows, "group")}
-            per_task.append(TaskMetrics(**base, subgroup=None, **_summary(rows, ind, confidence, unit)))
-            for sub in _subgroups(rows):
-                sub_mask = (rows["subgroup"] == sub).to_numpy()
-                per_task.append(TaskMetrics(**base, subgroup=sub,
-                                            **_summary(rows[sub_mask], ind[sub_mask], confidence, unit)))
+            base = {"checkpoint": checkpoint, "task": task, "group": cols.first("group", idx)}
+            per_task.append(TaskMetrics(**base, subgroup=None, **cols.summary(idx, confidence)))
+            for sub, sub_idx in cols.subgroups(idx):
+                per_task.append(TaskMetrics(**base, subgroup=sub, **cols.summary(sub_idx, confidence)))
 
     groups = _groups(frame, tasks)
     per_group: list[GroupMetrics] = []
     for checkpoint in names:
         for group_name, members in groups.items():
-            mask = ((frame["checkpoint"] == checkpoint) & frame["task"].isin(members)).to_numpy()
-            if mask.any():
-                in_group = tuple(t for t in members if t in set(frame.loc[mask, "task"]))
+            in_group = tuple(t for t in members if (checkpoint, t) in cols.at)
+            if in_group:
+                idx = np.sort(np.concatenate([cols.at[(checkpoint, t)] for t in in_group]))
                 per_group.append(GroupMetrics(checkpoint=checkpoint, group=group_name, tasks=in_group, subgroup=None,
-                                              **_summary(frame[mask], indicators[mask], confidence, unit)))
+                                              **cols.summary(idx, confidence)))
 
     proxy = {(r.checkpoint, r.task): bool(r.accuracy_proxy) for r in per_task if r.subgroup is None}
     proxy.update({(g.checkpoint, g.group): bool(g.accuracy_proxy) for g in per_group})
@@ -386,13 +423,13 @@ def compute_metrics(
                     if parents.get(n) not in (None, ref) and parents[n] in names]
         for against_ck, checkpoint, kind in against:
             for task in tasks:
-                numbers = _pair(indicators, [task], against_ck, checkpoint, confidence, n_resamples, seed)
+                numbers = _pair(cols, [task], against_ck, checkpoint, confidence, n_resamples, seed)
                 if numbers is not None:
                     numbers["accuracy_proxy"] = (proxy.get((against_ck, task), False)
                                                  or proxy.get((checkpoint, task), False))
                     comparisons[kind + "pairs"].append({"task": task, **numbers})
             for group_name, members in groups.items():
-                numbers = _pair(indicators, members, against_ck, checkpoint, confidence, n_resamples, seed)
+                numbers = _pair(cols, members, against_ck, checkpoint, confidence, n_resamples, seed)
                 if numbers is not None:
                     del numbers["fixed"], numbers["broken"]  # listed per task in "pairs"
                     numbers["accuracy_proxy"] = (proxy.get((against_ck, group_name), False)
@@ -434,17 +471,6 @@ def compute_metrics(
     )
 
 
-def _subgroups(rows) -> list[Any]:
-    """Subgroup values of one task's rows, sorted; none when one subgroup covers the whole task (as for a
-    per-specialty Health task), since its record would repeat the task's."""
-    if "subgroup" not in rows.columns:
-        return []
-    values = sorted({_plain(s) for s in rows["subgroup"].dropna().unique()}, key=str)
-    if len(values) == 1 and rows["subgroup"].notna().all():
-        return []
-    return values
-
-
 def _groups(frame, tasks: list[str]) -> dict[str, list[str]]:
     """group name -> its tasks (in task order), from the samples' ``group`` column."""
     if "group" not in frame.columns:
@@ -457,29 +483,37 @@ def _groups(frame, tasks: list[str]) -> dict[str, list[str]]:
     return out
 
 
-def _pair(indicators, tasks: list[str], ref: str, checkpoint: str, confidence: float, n_resamples: int,
+def _pair(cols: _Columns, tasks: list[str], ref: str, checkpoint: str, confidence: float, n_resamples: int,
           seed: int) -> dict[str, Any] | None:
     """Paired comparison on the documents (task, doc_key) both checkpoints scored in ``tasks``: the fields of
-    :class:`~medbench.harness.run.records.PairMetrics` after ``task``."""
-    in_tasks = indicators[indicators["task"].isin(tasks)]
-    cols = ["task", "doc_key", "correct"]
-    left = in_tasks[in_tasks["checkpoint"] == ref][cols]
-    right = in_tasks[in_tasks["checkpoint"] == checkpoint][cols]
-    if left.empty or right.empty:
+    :class:`~medbench.harness.run.records.PairMetrics` after ``task``. The documents are paired in the
+    reference's sample order (an inner join on (task, doc_key), as ``DataFrame.merge`` orders it)."""
+    left = [cols.at[(ref, t)] for t in tasks if (ref, t) in cols.at]
+    right = [cols.at[(checkpoint, t)] for t in tasks if (checkpoint, t) in cols.at]
+    if not left or not right:
         return None
-    merged = left.merge(right, on=["task", "doc_key"], suffixes=("_ref", "_ck"))
-    n = len(merged)
-    ref_ok = merged["correct_ref"].to_numpy()
-    ck_ok = merged["correct_ck"].to_numpy()
-    fixed = tuple(_plain(k) for k in merged.loc[(ref_ok == 0) & (ck_ok == 1), "doc_key"])
-    broken = tuple(_plain(k) for k in merged.loc[(ref_ok == 1) & (ck_ok == 0), "doc_key"])
+    left_idx = np.sort(np.concatenate(left))
+    right_idx = np.concatenate(right)
+    task_of, key_of = cols.task_values, cols.doc_keys
+    position = {(task_of[j], key_of[j]): j for j in right_idx.tolist()}
+    pairs = [(i, position.get((task_of[i], key_of[i]))) for i in left_idx.tolist()]
+    matched = [(i, j) for i, j in pairs if j is not None]
+    n = len(matched)
+    li = np.fromiter((i for i, _ in matched), dtype=np.intp, count=n)
+    ri = np.fromiter((j for _, j in matched), dtype=np.intp, count=n)
+    ref_ok = cols.correct[li]
+    ck_ok = cols.correct[ri]
+    keys = key_of[li]
+    fixed = tuple(_plain(k) for k in keys[(ref_ok == 0) & (ck_ok == 1)])
+    broken = tuple(_plain(k) for k in keys[(ref_ok == 1) & (ck_ok == 0)])
+    left_n, right_n = len(left_idx), len(right_idx)
     ci = stats.paired_bootstrap_diff_ci(ref_ok, ck_ok, n_resamples=n_resamples, confidence=confidence, seed=seed)
     return {
         "reference": ref,
         "checkpoint": checkpoint,
         "n_paired": n,
-        "n_reference_only": len(left) - n,
-        "n_checkpoint_only": len(right) - n,
+        "n_reference_only": left_n - n,
+        "n_checkpoint_only": right_n - n,
         "reference_accuracy": float(ref_ok.mean()) if n else None,
         "checkpoint_accuracy": float(ck_ok.mean()) if n else None,
         "accuracy_diff": float(ck_ok.mean() - ref_ok.mean()) if n else None,
