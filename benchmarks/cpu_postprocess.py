@@ -74,12 +74,19 @@ def lm_eval_logs(rows: list[dict[str, Any]]) -> list[tuple[str, PlannedTask, lis
 
     logs: dict[tuple[str, str], list[dict[str, Any]]] = {}
     specs: dict[str, Any] = {}
+    prompts: set[tuple[str, str, str]] = set()
     for row in rows:
         name = _task_name(row)
         spec = specs.setdefault(name, get_task(name))
+        # The fixture reuses its real questions to reach 10,000 documents; a real evaluation's documents have
+        # prompts of their own, and the backend's counts are keyed by request: a repeated prompt is made unique.
+        prompt = row["prompt"]
+        if (row["checkpoint"], name, prompt) in prompts:
+            prompt = f"{prompt}\n(document {row['doc_key']})"
+        prompts.add((row["checkpoint"], name, prompt))
         logs.setdefault((row["checkpoint"], name), []).append({
             "doc_id": len(logs.get((row["checkpoint"], name), [])), "doc": _doc(spec.family, row),
-            "arguments": [[row["prompt"], {"until": ["</answer>"], "max_gen_toks": spec.max_gen_toks}]],
+            "arguments": [[prompt, {"until": ["</answer>"], "max_gen_toks": spec.max_gen_toks}]],
             "resps": [[row["completion"]]], "filtered_resps": [row["completion"]], "doc_hash": row["doc_key"],
         })
     return [(ck, PlannedTask(specs[name], specs[name].max_gen_toks, chat_template=True, chat_template_explicit=False), samples) for (ck, name), samples in logs.items()]

@@ -29,9 +29,11 @@ def create_temp_beside(path: Path) -> tuple[int, str]:
             continue
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+def atomic_write_text(path: str | os.PathLike[str], text: str, *, durable: bool = True) -> None:
     """Write ``text`` to ``path`` through a temp file beside it and a rename, so a crash (or a full disk)
-    never leaves half a file where a good one was. Creates the parent folder."""
+    never leaves half a file where a good one was. Creates the parent folder. ``durable=False`` skips the
+    fsync before the rename: still never half a file of ``text``, but a crash of the machine may leave the
+    file empty (for a marker whose loss is harmless)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = create_temp_beside(path)
@@ -39,7 +41,8 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
