@@ -154,3 +154,16 @@ def test_no_incremental_decoder_means_no_token_chars():
             return "".join(map(str, ids))
 
     assert generated_token_chars([1, 2, 3], Slow()) is None
+
+
+def test_many_completions_at_once_count_as_one_at_a_time(qwen, abstracts):
+    from medbench.harness.run.sample_rows import region_token_counts_many
+
+    texts = [_layout(r + " 🩺", "no") for r in abstracts[:8]]
+    chars = [_chars(qwen, _ids(qwen, t)) for t, _, _ in texts]
+    chars += [b"", np.array([1, 0], dtype="<u2").tobytes()]  # no tokens; a last id that began a character
+    regions = [[[r], [a]] for _, r, a in texts] + [[[], []], [[(0, 1)], [(1, 1)]]]
+    lengths = [len(t) for t, _, _ in texts] + [0, 1]
+    one_by_one = [region_token_counts(c, r, text_length=n) for c, r, n in zip(chars, regions, lengths)]
+    assert region_token_counts_many(chars, regions, lengths) == one_by_one
+    assert one_by_one[-2:] == [[0, 0], [1, 0]]

@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from medbench.harness.run.records import SAMPLE_COLUMNS, GeneratedTokens, SampleRow, plain
 
 TokenCounter = Callable[[str], int]
@@ -103,28 +102,58 @@ def region_token_counts(token_chars: bytes, regions: Sequence[Sequence[tuple[int
 
     An id that adds no character (it began a multi-byte character; a skipped special token) belongs with the
     id that completes the character. ``None`` when the tokens cover fewer than ``text_length`` characters: they
-    are not this completion's (re-tokenise it instead).
+    are not this completion's (re-tokenise it instead). :func:`region_token_counts_many` counts many at once.
     """
-    lengths = np.frombuffer(token_chars, dtype="<u2").astype(np.int64)
+    return region_token_counts_many([token_chars], [regions], [text_length])[0]
+
+
+def region_token_counts_many(token_chars: Sequence[bytes], regions: Sequence[Sequence[Sequence[tuple[int, int]]]],
+                             text_lengths: Sequence[int]) -> list[list[int] | None]:
+    """:func:`region_token_counts` of many completions in a few array operations: their tokens laid end to end,
+    each completion's spans shifted to where its text starts (a token of one completion never reaches into
+    another's spans)."""
+    per_doc = [np.frombuffer(c, dtype="<u2") for c in token_chars]
+    lengths = np.concatenate(per_doc).astype(np.int64) if per_doc else np.zeros(0, np.int64)
+    totals = np.array([int(x.sum()) for x in per_doc], dtype=np.int64)
+    base = np.concatenate([[0], np.cumsum(totals)[:-1]]) if len(totals) else totals
     ends = np.cumsum(lengths)
-    if (ends[-1] if len(ends) else 0) < text_length:
-        return None
     starts = ends - lengths
     if len(lengths) and not lengths.all():
         ends = np.where(lengths > 0, ends, np.iinfo(np.int64).max)
         ends = np.minimum.accumulate(ends[::-1])[::-1]
-    out = []
-    for spans in regions:
-        # tokens with end > s and start < e (both arrays ascending): one run [lo, hi) of token indices a span
-        runs = sorted((int(np.searchsorted(ends, s, side="right")), int(np.searchsorted(starts, e, side="left")))
-                      for s, e in spans if e > s)
-        n, reach = 0, 0
-        for lo, hi in runs:  # a token that two spans touch is counted once
-            lo = max(lo, reach)
-            if hi > lo:
-                n += hi - lo
-            reach = max(reach, hi)
-        out.append(n)
+    span_lo: list[int] = []
+    span_hi: list[int] = []
+    for d, doc_regions in enumerate(regions):
+        shift = int(base[d])
+        for spans in doc_regions:
+            for s, e in spans:
+                if e > s:
+                    span_lo.append(s + shift)
+                    span_hi.append(e + shift)
+    # tokens with end > s and start < e (both arrays ascending): one run [lo, hi) of token indices a span
+    lo = np.searchsorted(ends, np.array(span_lo, dtype=np.int64), side="right").tolist()
+    hi = np.searchsorted(starts, np.array(span_hi, dtype=np.int64), side="left").tolist()
+    out: list[list[int] | None] = []
+    k = 0
+    for d, doc_regions in enumerate(regions):
+        counts = []
+        for spans in doc_regions:
+            runs = []
+            for s, e in spans:
+                if e > s:
+                    runs.append((lo[k], hi[k]))
+                    k += 1
+            if len(runs) == 1:
+                counts.append(max(0, runs[0][1] - runs[0][0]))
+                continue
+            n, reach = 0, 0
+            for a, b in sorted(runs):  # a token that two spans touch is counted once
+                a = max(a, reach)
+                if b > a:
+                    n += b - a
+                reach = max(reach, b)
+            counts.append(n)
+        out.append(None if totals[d] < text_lengths[d] else counts)
     return out
 
 
@@ -188,16 +217,19 @@ def rows_from_samples(
         # documents' measured texts re-tokenised in one go: reasoning first, then answers.
         reasoning_tokens: list[int] = [0] * len(docs)
         answer_tokens: list[int] = [0] * len(docs)
-        retokenise = []
-        for i, (c, record) in enumerate(zip(completions, records)):
-            chars = counted[i].token_chars if counted[i] is not None else None
-            got = None if chars is None else region_token_counts(
-                chars, [record.reasoning_spans, (record.answer_span,) if record.answer_span else ()],
-                text_length=len(as_text(c)))
-            if got is None:
+        retokenise = [i for i, c in enumerate(counted) if c is None or c.token_chars is None]
+        by_ids = [i for i, c in enumerate(counted) if c is not None and c.token_chars is not None]
+        got = region_token_counts_many(
+            [counted[i].token_chars for i in by_ids],  # type: ignore[union-attr]
+            [[records[i].reasoning_spans, (records[i].answer_span,) if records[i].answer_span else ()]
+             for i in by_ids],
+            [len(as_text(completions[i])) for i in by_ids])
+        for i, counts in zip(by_ids, got):
+            if counts is None:
                 retokenise.append(i)
             else:
-                reasoning_tokens[i], answer_tokens[i] = got
+                reasoning_tokens[i], answer_tokens[i] = counts
+        retokenise.sort()
         if retokenise:
             measured = [measured_texts(completions[i], records[i]) for i in retokenise]
             region_counts = count_many(count_tokens, [m[0] for m in measured] + [m[1] for m in measured])
