@@ -6,9 +6,11 @@ as one number against the target:
 1. **grade**: ``harness.run.sample_rows.rows_from_samples`` per (checkpoint, task), exactly as the runner calls
    it, on lm-eval-shaped sample logs, with the evaluated model's tokenizer as the counter (the real Qwen2 BPE,
    through ``TokenizerCounter``): reasoning and answer tokens and the grade record of each document. The
-   completion's token count and "hit the token limit" come from the backend's generated ids (``generated=``,
-   what ``hf`` and ``medbench-fast`` record; built here before the clock starts), or, with
-   ``--no-generated``, are re-counted from the text (the fallback for vLLM);
+   completion's token count, "hit the token limit" and where each token lies in the text come from the
+   backend's generated ids (``generated=``, what ``hf`` and ``medbench-fast`` record, ``GeneratedTokens``; built
+   here before the clock starts, the completions' tokenizer ids standing in for the generated ones), so the
+   reasoning and answer regions are counted in those ids; with ``--no-generated`` the completions and regions
+   are re-counted from the text (the fallback for vLLM);
 2. **run directory**: the runner's write of each pair (``RunWriter.write_pair``) and ``finalize``'s read-back,
    ``write_samples`` (samples.parquet);
 3. **metrics**: ``compute_metrics`` (per task, per group, paired bootstrap and McNemar per pair) and
