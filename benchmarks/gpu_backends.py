@@ -267,6 +267,11 @@ def bench_command(args: argparse.Namespace, shape: str, extra: list[str], name: 
     wall = time.perf_counter() - t0
     res: dict[str, Any] = {"name": name, "shape": shape, "checkpoints": len(cks), "command": shlex.join(cmd),
                            "wall_s": round(wall, 1), "rc": proc.returncode, "stderr_tail": proc.stderr[-2500:]}
+    if proc.returncode != 0:
+        # a failed engine start prints its cause far above the tail: keep the lines that name an error
+        res["error_lines"] = [ln for ln in proc.stderr.splitlines()
+                              if any(k in ln for k in ("Error", "Exception", "error:", "Traceback"))][:40]
+        (work / f"stderr_{shape}_{name}.txt").write_text(proc.stderr)
     run_json = out / "run.json"
     if run_json.exists():
         meta = json.loads(run_json.read_text())

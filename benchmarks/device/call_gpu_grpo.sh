@@ -3,6 +3,6 @@
 #   bash benchmarks/device/call_gpu_grpo.sh
 . benchmarks/device/setup.sh
 source /tmp/vllm-site/vllm-env.sh
-cd /tmp/code && python3 benchmarks/train_step.py --only grpo:unsloth-vllm grpo:trl-vllm grpo:unsloth \
+cd /tmp/code && python3 benchmarks/train_step.py --only grpo:unsloth-vllm grpo:trl-vllm \
   --tokenizer /tmp/assets/realdata/tokenizers --out-dir "$OUT" --out-name train_step_grpo_vllm_h200.json \
-  --warmup 1 --steps 4 --timeout 190 --work-dir /tmp/tsw 2>&1 | grep -vE "^\s+\"|^\{|^\}" | tail -25
+  --warmup 1 --steps 4 --timeout 270 --work-dir /tmp/tsw 2>&1 | grep -vE "^\s+\"|^\{|^\}" | tail -25

