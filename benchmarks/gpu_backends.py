@@ -155,6 +155,8 @@ def hardware(device: str) -> dict[str, Any]:
     bw = 2 * src.numel() * src.element_size() / median([timed(lambda: dst.copy_(src)) for _ in range(12)][2:])
     a = torch.randn(8192, 8192, dtype=torch.bfloat16, device=device)
     flops = 2 * 8192**3 / median([timed(lambda: a @ a) for _ in range(12)][2:])
+    del src, dst, a
+    torch.cuda.empty_cache()  # the bench commands below start vLLM engines that need this memory free
     props = torch.cuda.get_device_properties(0)
     return {"name": torch.cuda.get_device_name(), "memory_gib": round(props.total_memory / 2**30, 1),
             "bandwidth_bytes_per_s": bw, "bf16_flop_per_s": flops}
@@ -388,6 +390,12 @@ def bench_runs(args: argparse.Namespace, doc: dict[str, Any], shape: str, tok_di
     adapter = build_adapter(model, work / "adapters" / shape, args.device)
     adapter2 = build_adapter(model, work / "adapters2" / shape, args.device, seed=2)
     three = [f"base={model}", f"sft={model}+{adapter}", f"grpo={model}+{adapter2}"]
+    import gc
+
+    import torch
+
+    gc.collect()
+    torch.cuda.empty_cache() if torch.cuda.is_available() else None  # bench commands are separate processes
     runs = {"default": [], "hf": ["--backend", "hf"], "medbench-fast": ["--backend", "medbench-fast"],
             # stock hf at a batch that fits (lm-eval's `auto` probe alone took minutes at a 32k context)
             "hf-b64": ["--backend", "hf", "--batch-size", "64"],

@@ -209,3 +209,29 @@ def test_auto_on_a_gpu_takes_vllm_for_a_large_run_and_records_why(tiny_model_dir
     assert meta["settings"]["backend"] == "auto"  # what was asked: a resumed run compares this
     assert meta["backend_used"] == "vllm"
     assert meta["backend_auto"]["planned_generated_tokens"] == 16
+
+
+def test_default_memory_share_is_vllms_unless_less_is_free():
+    """A launching process that still holds memory must not make a default vLLM bench fail at engine start
+    (seen on the H200: 125.73 GiB free against the 125.82 GiB that 0.9 asks for)."""
+    gib = 2**30
+    total = int(139.8 * gib)
+    assert vllm_engine.default_gpu_memory_utilization(total, total) == 0.9
+    share = vllm_engine.default_gpu_memory_utilization(int(125.73 * gib), total)
+    assert share == 0.87 and share * total <= 125.73 * gib
+    assert vllm_engine.default_gpu_memory_utilization(0, total) == 0.01
+
+
+def test_build_vllm_caps_the_default_share_to_free_memory_and_keeps_a_given_one(monkeypatch, capsys):
+    import torch
+    from medbench.harness.backends import lm_backends
+    from medbench.harness.run.spec import build_spec
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda *a: (50 * 2**30, 100 * 2**30))
+    spec = build_spec({"checkpoints": [{"name": "m", "source": "/x"}], "tasks": ["medbench_pubmedqa"]})
+    assert lm_backends._gpu_memory_utilization(spec) == 0.48
+    assert "the engine takes 0.48" in capsys.readouterr().err
+    given = build_spec({"checkpoints": [{"name": "m", "source": "/x"}], "tasks": ["medbench_pubmedqa"],
+                        "vllm": {"gpu_memory_utilization": 0.7}})
+    assert lm_backends._gpu_memory_utilization(given) == 0.7

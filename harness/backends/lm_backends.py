@@ -415,6 +415,28 @@ def local_adapter(ck: ResolvedCheckpoint) -> str:
     return snapshot_download(ck.adapter, revision=ck.revision)
 
 
+def _gpu_memory_utilization(spec: BenchSpec) -> float:
+    """``--gpu-memory-utilization`` when given, else vLLM's 0.9 capped to what the GPU has free (see
+    :func:`medbench.harness.backends.vllm_engine.default_gpu_memory_utilization`), said when it is capped."""
+    if spec.vllm.gpu_memory_utilization is not None:
+        return spec.vllm.gpu_memory_utilization
+    import torch
+
+    from medbench.harness.backends.vllm_engine import (
+        DEFAULT_GPU_MEMORY_UTILIZATION,
+        default_gpu_memory_utilization,
+    )
+
+    if not torch.cuda.is_available():
+        return DEFAULT_GPU_MEMORY_UTILIZATION
+    free, total = torch.cuda.mem_get_info()
+    share = default_gpu_memory_utilization(free, total)
+    if share < DEFAULT_GPU_MEMORY_UTILIZATION:
+        print(f"vLLM: {free / 2**30:.1f} of {total / 2**30:.1f} GiB of GPU memory free; the engine takes "
+              f"{share:.2f} of it instead of 0.9 (--gpu-memory-utilization sets it)", file=sys.stderr)
+    return share
+
+
 def build_vllm(ck: ResolvedCheckpoint, spec: BenchSpec, *, adapter_rank: int | None = None) -> Any:
     """lm-eval's VLLM model for ``ck`` (timed). With an adapter, LoRA is enabled with ``max_lora_rank`` covering
     ``adapter_rank`` (default: this adapter's rank), so one engine can serve several adapters of the same base
@@ -433,7 +455,7 @@ def build_vllm(ck: ResolvedCheckpoint, spec: BenchSpec, *, adapter_rank: int | N
         "batch_size": _vllm_batch_size(spec),
         "tensor_parallel_size": spec.vllm.tensor_parallel_size,
         "data_parallel_size": spec.vllm.data_parallel_size,
-        "gpu_memory_utilization": spec.vllm.gpu_memory_utilization,
+        "gpu_memory_utilization": _gpu_memory_utilization(spec),
         "seed": spec.seed,
     }
     if spec.vllm.max_model_len:

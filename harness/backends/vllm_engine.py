@@ -55,6 +55,25 @@ class AutoChoice:
                 "estimate_s": self.estimate_s}
 
 
+#: vLLM's own default share of GPU memory, used when the GPU has that much free.
+DEFAULT_GPU_MEMORY_UTILIZATION = 0.9
+
+
+def default_gpu_memory_utilization(free_bytes: int, total_bytes: int, *, margin: float = 0.02) -> float:
+    """The share of GPU memory a vLLM engine asks for when ``--gpu-memory-utilization`` is not given.
+
+    vLLM refuses to start when less than ``utilization x total`` is free at startup ("Free memory on device ...
+    is less than desired GPU memory utilization"): seen on the H200 when the launching process still held 14 GiB
+    of its allocator's cache. Its 0.9 is kept where that much is free; otherwise the engine takes what is free
+    less a small margin (rounded down to a hundredth), so a default command starts instead of failing."""
+    if total_bytes <= 0:
+        return DEFAULT_GPU_MEMORY_UTILIZATION
+    free_share = free_bytes / total_bytes - margin
+    if free_share >= DEFAULT_GPU_MEMORY_UTILIZATION:
+        return DEFAULT_GPU_MEMORY_UTILIZATION
+    return max(0.01, int(free_share * 100) / 100)
+
+
 def planned_tokens(task_tokens: Sequence[tuple[int, int]]) -> int:
     """Generated tokens a run can take at most: documents x token limit over its generation tasks, given as
     (documents, max_gen_toks) pairs (loglikelihood tasks generate nothing and cost both backends alike)."""

@@ -84,7 +84,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="vLLM: this many engines, one per GPU group (default 1; lm-eval runs them as ray "
                              "actors: needs `pip install ray`)")
     parser.add_argument("--gpu-memory-utilization", type=float, default=None,
-                        help="vLLM share of GPU memory to use (default 0.9)")
+                        help="vLLM share of GPU memory to use (default 0.9, or what is free at engine "
+                             "start when less is)")
     parser.add_argument("--max-model-len", type=int, default=None, help="vLLM maximum sequence length")
     add_run_options(parser)
 

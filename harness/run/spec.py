@@ -220,7 +220,9 @@ class VllmOptions:
 
     tensor_parallel_size: int = option(1, doc="GPUs one model copy is split over", check=_pos_int)
     data_parallel_size: int = option(1, doc="model copies, each on its own GPUs", check=_pos_int)
-    gpu_memory_utilization: float = option(0.9, doc="vLLM's share of GPU memory", check=_unit_fraction)
+    gpu_memory_utilization: float | None = option(
+        doc="vLLM's share of GPU memory (default 0.9, or what is free at engine start when less is)",
+        check=_unit_fraction)
     max_model_len: int | None = option(doc="the longest sequence vLLM plans memory for", check=_pos_int)
 
 
