@@ -11,8 +11,9 @@ as one number against the target:
    here before the clock starts, the completions' tokenizer ids standing in for the generated ones), so the
    reasoning and answer regions are counted in those ids; with ``--no-generated`` the completions and regions
    are re-counted from the text (the fallback for vLLM);
-2. **run directory**: the runner's write of each pair (``RunWriter.write_pair``) and ``finalize``'s read-back,
-   ``write_samples`` (samples.parquet);
+2. **run directory**: the runner's write of each pair (``RunWriter.write_pair``) and ``finalize``'s read-back
+   (``done_rows``: the writer's own files are not parsed again), the rows' DataFrame (built once, as finalize
+   builds it, for samples.parquet and compute_metrics) and ``write_samples`` (samples.parquet);
 3. **metrics**: ``compute_metrics`` (per task, per group, paired bootstrap and McNemar per pair) and
    ``write_metrics``;
 4. **report**: ``medbench report``'s path (``harness.cli.report.render_runs``: load, comparisons vs base and
@@ -177,11 +178,11 @@ def end_to_end(logs: list[tuple[str, PlannedTask, list[dict[str, Any]]]], tokeni
 
     t = time.perf_counter()
     rows = [r for ck, task, _ in logs for r in writer.done_rows(ck, task.name) or []]
-    writer.write_samples(rows)
+    frame = pd.DataFrame(rows)  # as finalize does: one frame for samples.parquet and compute_metrics
+    writer.write_samples(rows, frame)
     stages["run_dir_io"] += time.perf_counter() - t
 
     t = time.perf_counter()
-    frame = pd.DataFrame(rows)
     order = [{"name": c["name"], "role": c["role"]} for c in CHECKPOINTS]
     writer.write_metrics(compute_metrics(frame, order))
     stages["metrics"] = time.perf_counter() - t

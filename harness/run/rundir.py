@@ -106,6 +106,79 @@ def _json_default(obj: Any) -> Any:
 _ROW_ENCODER = json.JSONEncoder(default=_json_default)
 
 
+#: At most this many rows written by a :class:`RunWriter` are kept in memory for the read-back (a larger run's
+#: pairs beyond it are parsed from their files, as before).
+KEEP_WRITTEN_ROWS = 200_000
+
+_JSON_SCALARS: frozenset[type] = frozenset({str, int, float, bool, type(None)})
+
+
+class _NotNative(Exception):
+    """A value whose JSON text parses back as something else."""
+
+
+def _json_value(value: Any) -> Any:
+    """A copy of a non-scalar ``value`` when parsing its JSON text gives it back unchanged (lists of scalars
+    and of such lists, dicts of them with text keys); raises :class:`_NotNative` otherwise."""
+    kind = type(value)
+    if kind is list:
+        if _JSON_SCALARS.issuperset(map(type, value)):  # notes, an answer span: checked and copied in C
+            return value.copy()
+        return [v if type(v) in _JSON_SCALARS else _json_value(v) for v in value]
+    if kind is dict:
+        if not all(type(k) is str for k in value):
+            raise _NotNative
+        return {k: v if type(v) in _JSON_SCALARS else _json_value(v) for k, v in value.items()}
+    raise _NotNative
+
+
+def _json_copy(rows: Sequence[Any]) -> list[dict[str, Any]] | None:
+    """Copies of ``rows`` that equal ``json.loads`` of their partial-file lines, or ``None`` when some row
+    holds a value whose JSON text reads back as something else (a tuple, a record, a numpy scalar, a key
+    that is not text): those pairs are read back from the file. A float's text reads back as the same float,
+    NaN included. Rows of one pair share their keys and value types, so which keys hold a non-scalar is
+    worked out once per (keys, types) shape, in C (``map``, ``dict``); only those values (notes, spans) are
+    copied one by one. A loop over every field was 1.4 s for 30,000 rows."""
+    scalars = _JSON_SCALARS
+    shapes: dict[tuple[tuple[Any, ...], tuple[type, ...]], Any] = {}
+    out = []
+    try:
+        for row in rows:
+            if type(row) is not dict:
+                return None
+            copied = dict(row)
+            shape = (tuple(copied), tuple(map(type, copied.values())))
+            nested = shapes.get(shape, _NotNative)
+            if nested is _NotNative:  # a shape not seen yet
+                nested = shapes[shape] = (
+                    None if not all(type(k) is str for k in shape[0])
+                    else tuple(k for k, kind in zip(*shape) if kind not in scalars))
+            if nested is None:
+                return None
+            for key in nested:
+                copied[key] = _json_value(copied[key])
+            out.append(copied)
+    except _NotNative:
+        return None
+    return out
+
+
+def _notes_json(value: Any, _known: dict[tuple[Any, ...], str] = {}) -> Any:  # noqa: B006 (a cache on purpose)
+    """A row's notes as samples.parquet stores them: a list (or tuple) as its JSON text, anything else as it is.
+    Most rows share a few note lists ("[]" above all): each distinct one is encoded once per process."""
+    if not isinstance(value, (list, tuple)):
+        return value
+    if not all(type(note) is str for note in value):  # 1 and True are one key of a dict: only text is kept
+        return json.dumps(list(value))
+    key = tuple(value)
+    text = _known.get(key)
+    if text is None:
+        text = json.dumps(list(value))
+        if len(_known) < 100_000:
+            _known[key] = text
+    return text
+
+
 def _token_chars(text: Any) -> bytes | None:
     """``GeneratedTokens.token_chars`` from its base64 form in generated.jsonl (``None`` if absent or damaged:
     the regions are then re-tokenised)."""
@@ -155,6 +228,10 @@ class RunWriter:
     """Writes a run directory incrementally, so an interrupted run loses at most one document."""
 
     root: Path
+    #: The rows of each pair this writer wrote, by partial file, with the file's (size, mtime, inode) then: see
+    #: :meth:`read_partial`.
+    _written: dict[Path, tuple[tuple[int, int, int], list[dict[str, Any]]]] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.root = Path(self.root)
@@ -173,7 +250,20 @@ class RunWriter:
         return self._partial(checkpoint, task, ".done").exists()
 
     def read_partial(self, checkpoint: str, task: str) -> list[dict[str, Any]]:
+        """The rows in a pair's partial file. A file this writer wrote itself and nobody touched since (same
+        size, modification time and inode) is not parsed again: the rows it holds are the ones written, kept
+        as JSON-native copies (:func:`_json_copy`), so they equal what parsing the file gives. finalize's
+        read-back of 30,000 rows was 2 s of JSON parsing (issue 14, benchmarks/cpu_postprocess.py)."""
         path = self._partial(checkpoint, task, ".jsonl")
+        kept = self._written.get(path)
+        if kept is not None:
+            try:
+                st = os.stat(path)
+            except OSError:
+                st = None
+            if st is not None and (st.st_size, st.st_mtime_ns, st.st_ino) == kept[0]:
+                return [dict(r) for r in kept[1]]
+            del self._written[path]
         if not path.exists():
             return []
         rows = []
@@ -191,6 +281,12 @@ class RunWriter:
         path = self._partial(checkpoint, task, ".jsonl")
         encode = _ROW_ENCODER.encode  # one encoder for every row: json.dumps(r, default=...) builds one a call
         atomic_write_text(path, "".join([encode(r) + "\n" for r in rows]))
+        self._written.pop(path, None)
+        kept = sum(len(r) for _, r in self._written.values())
+        copies = _json_copy(rows) if kept + len(rows) <= KEEP_WRITTEN_ROWS else None
+        if copies is not None:
+            st = os.stat(path)
+            self._written[path] = ((st.st_size, st.st_mtime_ns, st.st_ino), copies)
         # The rows are on disk (fsynced) before the marker exists; a marker lost or left empty by a crash only
         # means the pair is redone or its rows are taken without the count check, so it needs no fsync.
         atomic_write_text(self._partial(checkpoint, task, ".done"), f"{len(rows)}\n", durable=False)
@@ -279,18 +375,22 @@ class RunWriter:
         return self.root / "lm_eval" / _safe(checkpoint)
 
     # -- final artefacts --------------------------------------------------------------------------
-    def write_samples(self, rows: Sequence[Mapping[str, Any]]) -> None:
+    def write_samples(self, rows: Sequence[Mapping[str, Any]], frame: Any = None) -> None:
         """samples.parquet from the runner's rows: :data:`SAMPLE_COLUMNS` first, in order (missing ones as
-        null), then any extra columns."""
+        null), then any extra columns. ``frame``: ``pandas.DataFrame(rows)`` where the caller built it already
+        (finalize builds it once, for this file and for compute_metrics: 1 s for 30,000 rows); not modified."""
         import pandas as pd
 
-        frame = pd.DataFrame([plain(r) if isinstance(r, JsonRecord) else r for r in rows])
+        if frame is None:
+            frame = pd.DataFrame([plain(r) if isinstance(r, JsonRecord) else r for r in rows])
+        else:
+            frame = frame.copy(deep=False)  # the caller's frame keeps its columns
         for col in SAMPLE_COLUMNS:
             if col not in frame.columns:
                 frame[col] = None
         extra = [c for c in frame.columns if c not in SAMPLE_COLUMNS]
         frame = frame[list(SAMPLE_COLUMNS) + extra]
-        frame["notes"] = frame["notes"].map(lambda v: json.dumps(list(v)) if isinstance(v, (list, tuple)) else v)
+        frame["notes"] = frame["notes"].map(_notes_json)
         tmp = self.root / ".samples.parquet.tmp"
         frame.to_parquet(tmp, index=False)
         os.replace(tmp, self.root / "samples.parquet")
