@@ -308,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
 
     device = _device()
     args.work_dir = args.work_dir or tempfile.mkdtemp(prefix="medbench_train_step_")
+    Path(args.work_dir).mkdir(parents=True, exist_ok=True)  # a named --work-dir need not exist yet
     results = []
     for combo in args.only:
         recipe, backend = combo.split(":")

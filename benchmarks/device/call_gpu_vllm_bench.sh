@@ -11,7 +11,7 @@ if [ -f /tmp/ferry/SHA256SUMS ]; then ( bash benchmarks/device/demo_cpu.sh ) & d
 source /tmp/vllm-site/vllm-env.sh
 cd /tmp/code && taskset -c 2-15 python3 benchmarks/gpu_backends.py all --tokenizer /tmp/assets/realdata/tokenizers \
   --data-dir /tmp/assets/realdata --work /tmp/gb --out "$OUT/gpu_bench_3ck_3b.json" --shapes '' \
-  --bench-shape qwen2.5-3b --bench-runs 3ck-vllm,3ck-default --bench-docs 128 \
-  --bench-timeout 420 --time-budget-s 540 2>&1 | grep -E "^\[|ratio|default|Error" | tail -12
+  --bench-shape qwen2.5-3b --bench-runs "${BENCH_RUNS:-3ck-vllm,3ck-default}" --bench-docs 128 \
+  --bench-timeout 480 --time-budget-s 540 2>&1 | grep -E "^\[|ratio|default|Error" | tail -12
 cp /tmp/gb/stderr_*.txt "$OUT/" 2>/dev/null
 if [ -n "$demo" ]; then wait $demo; tail -5 "$OUT/demo_cpu_log.txt"; fi

@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from medbench.harness.run.checkpoints import ResolvedCheckpoint
@@ -38,7 +40,18 @@ from medbench.harness.run.checkpoints import ResolvedCheckpoint
 RATES: dict[str, float] = {
     "medbench-fast": 11_960.0, "medbench-fast+lora": 7_165.0, "vllm": 19_321.0, "vllm+lora": 16_098.0,
     "medbench-fast_load_s": 13.0, "vllm_start_s": 68.0,
+    # a first start on a machine (empty compile cache): 228 s and 292 s in two H200 sessions
+    "vllm_cold_start_s": 228.0,
 }
+
+
+def vllm_cache_warm(cache_root: str | None = None) -> bool:
+    """Whether vLLM's torch.compile cache holds anything on this machine (``VLLM_CACHE_ROOT``, default
+    ``~/.cache/vllm``): an engine start takes about 68 s with it and 228-292 s without (kernel JIT,
+    torch.compile, CUDA-graph capture), which decides whether a mid-sized run pays for vLLM."""
+    root = Path(cache_root or os.environ.get("VLLM_CACHE_ROOT") or Path.home() / ".cache" / "vllm")
+    compiled = root / "torch_compile_cache"
+    return compiled.is_dir() and any(compiled.iterdir())
 
 
 @dataclass(frozen=True)
@@ -81,11 +94,12 @@ def planned_tokens(task_tokens: Sequence[tuple[int, int]]) -> int:
 
 
 def choose_auto(checkpoints: Sequence[ResolvedCheckpoint], per_checkpoint_tokens: int, *, engines: int,
-                rates: dict[str, float] | None = None) -> AutoChoice:
+                rates: dict[str, float] | None = None, warm_cache: bool = True) -> AutoChoice:
     """vLLM or medbench-fast for a GPU run, from the estimated time of each (see the module docstring).
 
     ``per_checkpoint_tokens`` is :func:`planned_tokens` of the run; ``engines`` how many vLLM engines the run
-    needs (:func:`engine_keys`: one per base model and tokenizer)."""
+    needs (:func:`engine_keys`: one per base model and tokenizer); ``warm_cache`` whether the first of them
+    starts with a warm compile cache (:func:`vllm_cache_warm`; the later ones always do)."""
     rates = RATES if rates is None else rates
     fast = vllm = 0.0
     for ck in checkpoints:
@@ -93,13 +107,17 @@ def choose_auto(checkpoints: Sequence[ResolvedCheckpoint], per_checkpoint_tokens
         fast += rates["medbench-fast_load_s"] + per_checkpoint_tokens / rates["medbench-fast" + lora]
         vllm += per_checkpoint_tokens / rates["vllm" + lora]
     vllm += engines * rates["vllm_start_s"]
+    if not warm_cache and engines:
+        vllm += rates["vllm_cold_start_s"] - rates["vllm_start_s"]
     total = per_checkpoint_tokens * len(checkpoints)
     estimate = {"vllm": round(vllm, 1), "medbench-fast": round(fast, 1)}
+    cold = "" if warm_cache else " (the first cold: no compile cache yet)"
     if vllm < fast:
         return AutoChoice("vllm", f"vLLM is estimated faster for {total:,} planned generated tokens "
-                                  f"({vllm:.0f} s with {engines} engine start(s) vs {fast:.0f} s)", estimate, total)
+                                  f"({vllm:.0f} s with {engines}{cold} engine start(s) vs {fast:.0f} s)", estimate,
+                          total)
     return AutoChoice("medbench-fast", f"medbench-fast is estimated faster for {total:,} planned generated "
-                                       f"tokens ({fast:.0f} s vs {vllm:.0f} s with {engines} vLLM engine "
+                                       f"tokens ({fast:.0f} s vs {vllm:.0f} s with {engines}{cold} vLLM engine "
                                        f"start(s))", estimate, total)
 
 

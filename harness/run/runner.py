@@ -410,7 +410,8 @@ class _BenchRun:
             keys = vllm_engine.engine_keys(self.checkpoints)
             tokens = vllm_engine.planned_tokens([(doc_counts.get(t.name, 0), t.max_gen_toks or 0)
                                                  for t in self.tasks if t.spec.output_type == "generate_until"])
-            self.auto_choice = vllm_engine.choose_auto(self.checkpoints, tokens, engines=len(set(keys.values())))
+            self.auto_choice = vllm_engine.choose_auto(self.checkpoints, tokens, engines=len(set(keys.values())),
+                                                       warm_cache=vllm_engine.vllm_cache_warm())
             self.backend = self.auto_choice.backend
             self._say(f"backend auto: {self.backend} ({self.auto_choice.reason}; --backend names one)")
         self.run_spec = replace(self.spec, backend=self.backend)
