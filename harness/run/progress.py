@@ -13,7 +13,10 @@ from typing import TextIO
 
 from medbench.tasks.io import format_duration
 
-__all__ = ["PairProgress", "format_duration"]
+__all__ = ["MIN_ETA_SHARE", "PairProgress", "format_duration"]
+
+#: The share of a pair's fresh requests that must have finished before an ETA is extrapolated from them.
+MIN_ETA_SHARE = 0.05
 
 
 @dataclass
@@ -21,7 +24,10 @@ class PairProgress:
     """Counts finished requests of one (checkpoint, task) and estimates the time left.
 
     Requests served from the resume cache count as done at once and are left out of the rate, so an ETA
-    after a resume reflects the model's real speed.
+    after a resume reflects the model's real speed. No ETA is given before :data:`MIN_ETA_SHARE` of the fresh
+    requests have finished: a continuously batched backend decodes them all at once and the first to finish
+    are the shortest, so extrapolating from them read "1/128, ETA 39m48s" on the H200 for a task that
+    finished 2 s later.
     """
 
     label: str
@@ -54,7 +60,7 @@ class PairProgress:
 
     def eta(self) -> float | None:
         fresh = self.done - self.cached
-        if fresh <= 0:
+        if fresh <= 0 or fresh < MIN_ETA_SHARE * (self.total - self.cached):
             return None
         rate = (time.monotonic() - self._start) / fresh
         return rate * max(0, self.total - self.done)
