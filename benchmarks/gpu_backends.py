@@ -155,7 +155,7 @@ def hardware(device: str) -> dict[str, Any]:
     bw = 2 * src.numel() * src.element_size() / median([timed(lambda: dst.copy_(src)) for _ in range(12)][2:])
     a = torch.randn(8192, 8192, dtype=torch.bfloat16, device=device)
     flops = 2 * 8192**3 / median([timed(lambda: a @ a) for _ in range(12)][2:])
-    del src, dst, a
+    src = dst = a = None  # frees the tensors
     torch.cuda.empty_cache()  # the bench commands below start vLLM engines that need this memory free
     props = torch.cuda.get_device_properties(0)
     return {"name": torch.cuda.get_device_name(), "memory_gib": round(props.total_memory / 2**30, 1),

@@ -421,7 +421,6 @@ def _gpu_memory_utilization(spec: BenchSpec) -> float:
     if spec.vllm.gpu_memory_utilization is not None:
         return spec.vllm.gpu_memory_utilization
     import torch
-
     from medbench.harness.backends.vllm_engine import (
         DEFAULT_GPU_MEMORY_UTILIZATION,
         default_gpu_memory_utilization,
