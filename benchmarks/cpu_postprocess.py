@@ -142,7 +142,6 @@ def end_to_end(logs: list[tuple[str, PlannedTask, list[dict[str, Any]]]], tokeni
     """One timed pass: grade every pair, write the run directory, compute metrics, render the report."""
     import pandas as pd
     from medbench.harness.cli.report import render_runs
-    from medbench.harness.run.gc_pause import gc_paused
     from medbench.harness.run.rundir import RunWriter
     from medbench.harness.run.sample_rows import TokenizerCounter, rows_from_samples
     from medbench.harness.stats.metrics import compute_metrics
@@ -178,10 +177,9 @@ def end_to_end(logs: list[tuple[str, PlannedTask, list[dict[str, Any]]]], tokeni
     stages["grade_without_tokenizer"] = stages["grade_total"] - counter.seconds
 
     t = time.perf_counter()
-    with gc_paused():  # finalize's steps, as finalize runs them (@without_gc: harness/run/gc_pause.py)
-        rows = [r for ck, task, _ in logs for r in writer.done_rows(ck, task.name) or []]
-        frame = pd.DataFrame(rows)  # as finalize does: one frame for samples.parquet and compute_metrics
-        writer.write_samples(rows, frame)
+    rows = [r for ck, task, _ in logs for r in writer.done_rows(ck, task.name) or []]
+    frame = pd.DataFrame(rows)  # as finalize does: one frame for samples.parquet and compute_metrics
+    writer.write_samples(rows, frame)
     stages["run_dir_io"] += time.perf_counter() - t
 
     t = time.perf_counter()

@@ -14,8 +14,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from medbench.harness.run.gc_pause import without_gc
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -31,7 +29,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="do not print progress to stderr")
 
 
-@without_gc
 def render_runs(run_dirs, output=None, *, title: str | None = None, progress=None):
     """Load ``run_dirs``, compute the comparisons the report shows (vs base, vs parent, across runs,
     Holm-adjusted: :func:`medbench.harness.stats.compare.report_stats`) and render the report; returns its path.

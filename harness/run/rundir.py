@@ -34,7 +34,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medbench.harness.run.gc_pause import without_gc
 from medbench.harness.run.records import (
     READABLE_SCHEMA_VERSIONS,
     ROLE_ORDER,
@@ -276,7 +275,6 @@ class RunWriter:
                     break  # a torn last line from a kill: everything before it is kept
         return rows
 
-    @without_gc
     def write_pair(self, checkpoint: str, task: str, rows: list[dict[str, Any]]) -> None:
         """Write one finished (checkpoint, task) pair at once and mark it done (the row count goes into the
         marker, so a damaged partial file is detected on resume instead of silently losing rows)."""
@@ -293,7 +291,6 @@ class RunWriter:
         # means the pair is redone or its rows are taken without the count check, so it needs no fsync.
         atomic_write_text(self._partial(checkpoint, task, ".done"), f"{len(rows)}\n", durable=False)
 
-    @without_gc
     def done_rows(self, checkpoint: str, task: str) -> list[dict[str, Any]] | None:
         """The rows of a finished pair, or ``None`` if the pair is not finished or its rows are damaged."""
         marker = self._partial(checkpoint, task, ".done")
@@ -378,7 +375,6 @@ class RunWriter:
         return self.root / "lm_eval" / _safe(checkpoint)
 
     # -- final artefacts --------------------------------------------------------------------------
-    @without_gc
     def write_samples(self, rows: Sequence[Mapping[str, Any]], frame: Any = None) -> None:
         """samples.parquet from the runner's rows: :data:`SAMPLE_COLUMNS` first, in order (missing ones as
         null), then any extra columns. ``frame``: ``pandas.DataFrame(rows)`` where the caller built it already

@@ -54,7 +54,6 @@ from medbench.harness.run.evaluate import (
     run_task,
     sample_task,
 )
-from medbench.harness.run.gc_pause import without_gc
 from medbench.harness.run.rundir import RunDirError, RunWriter, checkpoint_roles
 from medbench.harness.run.rundir import lineage_order as rundir_lineage_order
 from medbench.harness.run.sampling import TaskSample
@@ -400,12 +399,7 @@ class _BenchRun:
         vLLM, the engines shared by checkpoints over one base (``self.vllm``). A GPU ``auto`` becomes vLLM where
         it is installed and estimated faster for this run's size (medbench.harness.backends.vllm_engine)."""
         from medbench.harness.backends import vllm_engine
-        from medbench.harness.backends.lm_backends import (
-            build_vllm,
-            local_adapter,
-            resolve_backend,
-            vllm_installed,
-        )
+        from medbench.harness.backends.lm_backends import build_vllm, local_adapter, resolve_backend, vllm_installed
 
         self.backend = resolve_backend(self.spec)
         self.auto_choice: vllm_engine.AutoChoice | None = None
@@ -600,7 +594,6 @@ def _explain(ck: ResolvedCheckpoint, e: Exception) -> str:
     return f"{text.splitlines()[0] if text else type(e).__name__} (traceback in errors.log)"
 
 
-@without_gc
 def finalize(writer: RunWriter, spec: BenchSpec, tasks: list[PlannedTask],
              checkpoints: list[ResolvedCheckpoint]) -> dict[str, Any]:
     """Gather every finished pair into samples.parquet and compute metrics.json."""

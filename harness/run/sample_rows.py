@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from medbench.harness.run.gc_pause import without_gc
 from medbench.harness.run.records import SAMPLE_COLUMNS, GeneratedTokens, SampleRow, plain
 
 TokenCounter = Callable[[str], int]
@@ -179,7 +178,6 @@ def _first_per_doc(samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-@without_gc
 def rows_from_samples(
     samples: list[dict[str, Any]],
     *,

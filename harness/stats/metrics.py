@@ -47,7 +47,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from medbench.harness.run.gc_pause import without_gc
 from medbench.harness.run.records import (
     METRICS,
     OUTCOMES,
@@ -350,7 +349,6 @@ class _Columns:
         return [(sub, idx[(rows == sub).to_numpy(dtype=bool, na_value=False)]) for sub in values]
 
 
-@without_gc
 def compute_metrics(
     samples,
     checkpoints_in_order: Sequence[str | Mapping[str, Any]],
